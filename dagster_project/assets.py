@@ -1,0 +1,134 @@
+"""The asset graph: spec -> references -> dataset -> LoRA -> pose images -> sprites -> sheet.
+
+Each asset reads its partition, calls one library function from ``fal_assets.pipeline``
+and records what it made and what it cost as metadata.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from fal_assets import pipeline
+from fal_assets.spec import pose_version, spec_version
+
+from . import meta
+from .partitions import by_character, character_pose, characters, split
+from .resources import CharacterLibrary, CutoutResource, FalResource, StoreResource
+
+OWNERS = ["team:fal-assets"]
+SPEC = dg.AssetDep("character_spec")
+PER_POSE = dict(
+    partitions_def=character_pose,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    owners=OWNERS,
+)
+
+
+class PoseConfig(dg.Config):
+    profile: str = "final"  # draft: cheap and few steps; final: full quality
+
+
+@dg.asset(partitions_def=characters, group_name="specs", kinds={"yaml"}, owners=OWNERS)
+def character_spec(context: dg.AssetExecutionContext, characters: CharacterLibrary) -> dg.MaterializeResult:
+    """The character's YAML spec; its data version changes when anything that shapes
+    the character's images changes, which marks every downstream partition stale."""
+    spec = characters.spec(context.partition_key)
+    return dg.MaterializeResult(
+        metadata={"path": dg.MetadataValue.path(str(spec.source)), "poses": ", ".join(spec.poses), "spec_version": spec_version(spec)},
+        data_version=dg.DataVersion(spec_version(spec)),
+    )
+
+
+@dg.asset(partitions_def=characters, deps=[SPEC], group_name="dataset", kinds={"fal", "png"}, owners=OWNERS, pool="fal")
+def reference_images(context: dg.AssetExecutionContext, characters: CharacterLibrary, fal: FalResource, store: StoreResource) -> dg.MaterializeResult:
+    """Reference images for the dataset: varied views generated from the spec, or the
+    user's own folder when the spec names one."""
+    spec = characters.spec(context.partition_key)
+    refs = pipeline.reference_images(spec, store.path(spec.name, "references"), lambda r: fal.generate(context, r))
+    return dg.MaterializeResult(metadata=meta.references(refs), data_version=dg.DataVersion(spec_version(spec)))
+
+
+@dg.asset(partitions_def=characters, deps=["reference_images"], group_name="dataset", kinds={"zip"}, owners=OWNERS)
+def training_dataset(context: dg.AssetExecutionContext, characters: CharacterLibrary, store: StoreResource) -> dg.MaterializeResult:
+    """The zip fal's trainer takes: 9-50 images of at least 1024 px, a caption with the
+    trigger word beside each, near-duplicates removed by perceptual hash."""
+    spec = characters.spec(context.partition_key)
+    folder = store.path(spec.name, "references")
+    images = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in pipeline.IMAGE_SUFFIXES}
+    report = pipeline.training_dataset(spec, images, store.path(spec.name, "dataset.zip"))
+    return dg.MaterializeResult(metadata=meta.dataset(report), data_version=dg.DataVersion(meta.file_sha(report.zip_path)))
+
+
+@dg.asset(partitions_def=characters, deps=["training_dataset"], group_name="lora", kinds={"fal", "safetensors"}, owners=OWNERS, pool="fal")
+def character_lora(context: dg.AssetExecutionContext, characters: CharacterLibrary, fal: FalResource, store: StoreResource) -> dg.MaterializeResult:
+    """The character's LoRA from fal-ai/flux-2-trainer: the weights file itself is kept
+    (fal's URLs do not last; a lost LoRA is gone), with its config and URL."""
+    spec = characters.spec(context.partition_key)
+    lora = pipeline.character_lora(spec, store.path(spec.name, "dataset.zip"), store.path(spec.name, "lora"), lambda r: fal.generate(context, r))
+    return dg.MaterializeResult(metadata=meta.lora(lora), data_version=dg.DataVersion(meta.file_sha(lora.weights)))
+
+
+@dg.asset(
+    deps=[dg.AssetDep("character_lora", partition_mapping=by_character), dg.AssetDep("character_spec", partition_mapping=by_character)],
+    group_name="poses",
+    kinds={"fal", "png"},
+    pool="fal",
+    **PER_POSE,
+)
+def pose_images(context: dg.AssetExecutionContext, config: PoseConfig, characters: CharacterLibrary, fal: FalResource, store: StoreResource):
+    """One image per pose: FLUX.2 LoRA inference with the trigger word and a pinned seed.
+    A partition range (one character's poses) runs in one process, fanned out async."""
+    for character, poses in meta.poses_by_character(context.partition_keys, characters).items():
+        spec = characters.spec(character)
+        wanted = [p for p in poses if p in spec.poses]
+        made = pipeline.pose_images(spec, wanted, store.path(character, "lora", "pytorch_lora_weights.safetensors"),
+                                    store.path(character, "poses_raw"), lambda r: fal.generate(context, r), config.profile)
+        meta.record_poses(context, spec, poses, made, lambda pose: pose_version(spec, pose, config.profile))
+    return dg.MaterializeResult()
+
+
+@dg.asset(deps=["pose_images"], group_name="sprites", kinds={"rembg", "png"}, **PER_POSE)
+def sprites(context: dg.AssetExecutionContext, characters: CharacterLibrary, cutout: CutoutResource, store: StoreResource):
+    """The pose image with its background removed (rembg, or keying of the flat
+    background when no rembg model is present; metadata says which)."""
+    cutter = cutout.cutter()
+    for key in context.partition_keys:
+        character, pose = split(key)
+        source = meta.existing(store.path(character, "poses_raw"), pose)
+        if source is None or pose not in characters.spec(character).poses:
+            context.add_asset_metadata({"applicable": False, "why": f"{character} has no pose {pose}"}, partition_key=key)
+            continue
+        made = pipeline.sprite(source, store.path(character, "cutouts", f"{pose}.png"), cutter)
+        context.add_asset_metadata(meta.sprite(made), partition_key=key)
+    return dg.MaterializeResult()
+
+
+@dg.asset(
+    partitions_def=characters,
+    deps=[dg.AssetDep("sprites", partition_mapping=dg.MultiToSingleDimensionPartitionMapping("character"))],
+    group_name="sprites",
+    kinds={"png", "json"},
+    owners=OWNERS,
+)
+def sprite_sheet(context: dg.AssetExecutionContext, characters: CharacterLibrary, store: StoreResource) -> dg.MaterializeResult:
+    """All poses normalised (one canvas, one scale, feet on one baseline) into
+    ``sprite_layers/poses/``, packed into an atlas with TexturePacker JSON and a Godot
+    SpriteFrames resource, plus a labelled contact sheet as the preview."""
+    from fal_assets.sprite_sheet import build_sheet
+
+    spec = characters.spec(context.partition_key)
+    sheet = build_sheet(spec, store.path(spec.name, "cutouts"), store.path(spec.name))
+    return dg.MaterializeResult(metadata=meta.sheet(sheet))
+
+
+@dg.asset(group_name="reports", kinds={"pandas", "csv"}, owners=OWNERS)
+def cost_report(context: dg.AssetExecutionContext, fal: FalResource, store: StoreResource) -> dg.MaterializeResult:
+    """All spend by character, pose, asset, endpoint and day, billed (fal) apart from
+    estimated (local), against the budget caps."""
+    from fal_assets.costs import cost_report as build
+
+    report = build(fal.settings().journal(), budget=fal.settings().budget, out_csv=store.path("_reports", "cost_report.csv"))
+    return dg.MaterializeResult(metadata=meta.costs(report))
+
+
+ALL = [character_spec, reference_images, training_dataset, character_lora, pose_images, sprites, sprite_sheet, cost_report]

@@ -1,0 +1,113 @@
+"""Resources: ``fal`` (generation), ``store`` (where files go), ``cutout`` (rembg or keying),
+``characters`` (the spec library). Secrets come only through ``dg.EnvVar``."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Optional
+
+import dagster as dg
+from pydantic import Field
+
+from fal_assets.budget import Budget
+from fal_assets.generate import Generation, Request, Settings, generate_all
+from fal_assets.spec import CharacterSpec, load_spec, scan_specs
+
+
+class FalResource(dg.ConfigurableResource):
+    """Runs fal requests through the journal: never pays twice, resumes after a crash.
+
+    ``backend``: ``auto`` (fal when a key is set, else the offline local renderer),
+    ``local`` or ``fal`` (which talks to whatever ``FAL_QUEUE_RUN_HOST`` names: fal.ai
+    or our emulator). The key is only ever ``dg.EnvVar("FAL_KEY")``.
+    """
+
+    backend: str = Field("auto", description="auto, local or fal")
+    api_key: Optional[str] = Field(None, description="set only as dg.EnvVar('FAL_KEY')")
+    concurrency: int = Field(2, ge=1, le=40, description="requests in flight per process (fal: 2 for new accounts, up to 40)")
+    workdir: str = Field(".fal-assets", description="folder for the journal and the content store")
+    journal_url: Optional[str] = Field(None, description="database URL for the journal (default: SQLite in workdir)")
+    budget_per_run_usd: Optional[float] = Field(None, description="cap on billed dollars per Dagster run")
+    budget_per_period_usd: Optional[float] = Field(None, description="cap on billed dollars per period")
+    budget_period: str = Field("month", description="day, week or month")
+    poll_interval: float = Field(0.1, description="seconds between status polls")
+    call_timeout: float = Field(30.0, description="timeout of each HTTP call, seconds")
+
+    @property
+    def chosen_backend(self) -> str:
+        if self.backend == "auto":
+            return "fal" if self.api_key else "local"
+        return self.backend
+
+    def settings(self, run_id: str | None = None) -> Settings:
+        return Settings(
+            backend=self.chosen_backend,
+            journal_url=self.journal_url,
+            store_root=Path(self.workdir) / "store",
+            concurrency=self.concurrency,
+            budget=Budget(self.budget_per_run_usd, self.budget_per_period_usd, self.budget_period),
+            poll_interval=self.poll_interval,
+            call_timeout=self.call_timeout,
+            run_id=run_id,
+        )
+
+    def generate(self, context: dg.AssetExecutionContext, requests: list[Request]) -> list[Generation | BaseException]:
+        """Fan the requests out concurrently; each result or its error, in order."""
+        for request in requests:
+            request.labels.setdefault("run_id", context.run.run_id)
+        return generate_all(
+            requests,
+            self.settings(context.run.run_id),
+            key=self.api_key,
+            on_event=context.log.info,
+        )
+
+
+class StoreResource(dg.ConfigurableResource):
+    """Where finished files go: ``output/<character>/...`` by default."""
+
+    root: str = Field("output", description="folder for finished files")
+
+    def path(self, character: str, *parts: str) -> Path:
+        return Path(self.root) / character / Path(*parts)
+
+
+class CutoutResource(dg.ConfigurableResource):
+    """Background removal: rembg with a model name or a custom ONNX path, or keying of
+    flat backgrounds (``auto`` picks rembg when its model is present)."""
+
+    method: str = Field("auto", description="auto, rembg or key")
+    model: str = Field("isnet-anime", description="rembg model name")
+    model_path: Optional[str] = Field(None, description="a custom ONNX model under U2NET_HOME")
+    alpha_matting: bool = Field(False, description="rembg alpha matting (slower; may leave grey fringes)")
+
+    def cutter(self):
+        return _cutter(self.method, self.model, self.model_path, self.alpha_matting)
+
+
+@functools.lru_cache(maxsize=4)
+def _cutter(method: str, model: str, model_path: str | None, alpha_matting: bool):
+    """One cutter (one rembg session) per process."""
+    from fal_assets.cutout import make_cutter
+
+    return make_cutter(method, model=model, model_path=model_path, rembg_options={"alpha_matting": alpha_matting} if alpha_matting else None)
+
+
+class CharacterLibrary(dg.ConfigurableResource):
+    """The folder of character specs; partition keys come from it."""
+
+    folder: str = Field("characters", description="folder of character spec YAML files")
+
+    def spec(self, character: str) -> CharacterSpec:
+        for suffix in (".yaml", ".yml"):
+            path = Path(self.folder) / f"{character}{suffix}"
+            if path.is_file():
+                return load_spec(path)
+        specs, _ = scan_specs(self.folder)
+        if character in specs:
+            return specs[character]
+        raise dg.Failure(f"{self.folder}: no character spec named {character!r}")
+
+    def scan(self):
+        return scan_specs(self.folder)

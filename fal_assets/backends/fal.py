@@ -1,0 +1,141 @@
+"""The real fal path: ``fal_client.AsyncClient`` against fal's queue (or our emulator).
+
+The key comes only from the environment (``FAL_KEY``, or the legacy ``FAL_AI_API_KEY``)
+or from the caller, and is never logged, stored or echoed in an error.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import httpx
+
+from ..errors import FalAssetsError, InvalidInput, Problem
+from ..media import read_local, to_data_uri
+from .base import QueueStatus, RequestGone, TransientError
+
+RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+class MissingKey(FalAssetsError):
+    pass
+
+
+def key_from_env() -> str | None:
+    return os.environ.get("FAL_KEY") or os.environ.get("FAL_AI_API_KEY") or None
+
+
+def queue_host() -> str:
+    """The queue host fal_client uses (read by fal_client at import time)."""
+    import fal_client.client as client
+
+    return client.QUEUE_URL_FORMAT.removeprefix("https://").rstrip("/")
+
+
+def is_real_fal() -> bool:
+    host = queue_host().split(":")[0]
+    return host.endswith("fal.run") or host.endswith("falrun.com")
+
+
+def unprocessable(endpoint: str, body: Any) -> InvalidInput:
+    """fal's 422 body, field by field."""
+    detail = body.get("detail") if isinstance(body, dict) else body
+    problems = []
+    if isinstance(detail, list):
+        for item in detail:
+            loc = [str(p) for p in item.get("loc", []) if p != "body"]
+            problems.append(Problem(endpoint, "arguments." + ".".join(loc) if loc else "arguments", str(item.get("msg"))))
+    if not problems:
+        problems.append(Problem(endpoint, "arguments", f"fal rejected the request: {detail}"))
+    return InvalidInput(problems)
+
+
+class FalBackend:
+    """fal's queue through the official client. ``label`` is ``fal``, or ``emulator``
+    when ``FAL_QUEUE_RUN_HOST`` points somewhere other than fal."""
+
+    billed = True
+
+    def __init__(self, key: str | None = None, *, request_timeout: float = 60.0, upload: str = "auto"):
+        key = key or key_from_env()
+        if not key:
+            raise MissingKey("the fal backend needs FAL_KEY in the environment (or use --backend local)")
+        import fal_client
+
+        self._fal = fal_client
+        self._client = fal_client.AsyncClient(key=key, default_timeout=request_timeout)
+        self._http = httpx.AsyncClient(timeout=request_timeout, follow_redirects=True)
+        self.label = "fal" if is_real_fal() else "emulator"
+        # fal's upload hosts are hard-coded in fal_client: anywhere but fal, send data URIs.
+        self._upload = upload if upload != "auto" else ("cdn" if self.label == "fal" else "data-uri")
+
+    def _translate(self, endpoint: str, exc: Exception) -> Exception:
+        fal = self._fal
+        if isinstance(exc, fal.FalClientHTTPError):
+            if exc.status_code == 422:
+                try:
+                    return unprocessable(endpoint, exc.response.json())
+                except ValueError:
+                    return unprocessable(endpoint, exc.message)
+            if exc.status_code in (404, 410):
+                return RequestGone(f"{endpoint}: {exc.status_code} {exc.message}")
+            if exc.status_code in RETRY_STATUS:
+                return TransientError(f"{endpoint}: HTTP {exc.status_code} {exc.error_type or ''} {exc.message}".strip())
+            if exc.status_code == 401 or exc.status_code == 403:
+                return FalAssetsError(f"{endpoint}: fal refused the key (HTTP {exc.status_code}); check FAL_KEY")
+            return FalAssetsError(f"{endpoint}: HTTP {exc.status_code}: {exc.message}")
+        if isinstance(exc, (httpx.TransportError, fal.FalClientTimeoutError, TimeoutError)):
+            return TransientError(f"{endpoint}: {type(exc).__name__}: {exc}")
+        return exc
+
+    async def _call(self, endpoint: str, coro):
+        try:
+            return await coro
+        except Exception as exc:  # translated into the generator's vocabulary
+            translated = self._translate(endpoint, exc)
+            if translated is exc:
+                raise
+            raise translated from exc
+
+    async def submit(self, endpoint: str, arguments: dict[str, Any]) -> str:
+        handle = await self._call(endpoint, self._client.submit(endpoint, arguments))
+        return handle.request_id
+
+    async def status(self, endpoint: str, request_id: str) -> QueueStatus:
+        status = await self._call(endpoint, self._client.status(endpoint, request_id, with_logs=True))
+        fal = self._fal
+        if isinstance(status, fal.Queued):
+            return QueueStatus("IN_QUEUE", queue_position=status.position)
+        if isinstance(status, fal.InProgress):
+            return QueueStatus("IN_PROGRESS", logs=list(status.logs or []))
+        return QueueStatus("COMPLETED", logs=list(status.logs or []), error=status.error)
+
+    async def result(self, endpoint: str, request_id: str) -> dict[str, Any]:
+        handle = await self._call(endpoint, self._client.get_handle(endpoint, request_id))
+        return await self._call(endpoint, handle.get())
+
+    async def download(self, url: str) -> tuple[bytes, str]:
+        local = read_local(url)
+        if local is not None:
+            return local
+        try:
+            response = await self._http.get(url)
+        except httpx.TransportError as exc:
+            raise TransientError(f"download {url}: {type(exc).__name__}") from exc
+        if response.status_code in RETRY_STATUS:
+            raise TransientError(f"download {url}: HTTP {response.status_code}")
+        if response.status_code >= 400:
+            raise RequestGone(f"download {url}: HTTP {response.status_code}")
+        return response.content, response.headers.get("content-type", "application/octet-stream")
+
+    async def upload(self, data: bytes, content_type: str, file_name: str) -> str:
+        if self._upload == "data-uri":
+            return to_data_uri(data, content_type)
+        return await self._call("upload", self._client.upload(data, content_type, file_name))
+
+    async def cancel(self, endpoint: str, request_id: str) -> None:
+        await self._call(endpoint, self._client.cancel(endpoint, request_id))
+
+    async def aclose(self) -> None:
+        await self._http.aclose()

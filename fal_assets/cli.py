@@ -1,0 +1,208 @@
+"""The ``fal-assets`` command line. Other tools call these commands exactly.
+
+A user error prints one line per problem (file or endpoint, field, what is allowed)
+and exits 2; a traceback is for bugs only.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from .errors import BudgetExceeded, FalAssetsError, InvalidInput, Problem
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
+
+USER_ERROR = 2
+
+
+def fail(lines: list[str], code: int = USER_ERROR) -> None:
+    for line in lines:
+        typer.echo(line, err=True)
+    raise typer.Exit(code)
+
+
+def parse_value(key: str, text: str) -> Any:
+    """``--arg KEY=VALUE``: JSON when it parses, else the string; ``image_size`` takes WxH."""
+    if key == "image_size":
+        from .catalog import parse_size
+
+        try:
+            return parse_size(text)
+        except (InvalidInput, ValueError):
+            pass
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_args(pairs: list[str]) -> dict[str, Any]:
+    arguments: dict[str, Any] = {}
+    problems = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            problems.append(Problem("--arg", pair, "expected KEY=VALUE (VALUE is JSON when it parses, else a string)"))
+            continue
+        arguments[key.strip()] = parse_value(key.strip(), value)
+    if problems:
+        raise InvalidInput(problems)
+    return arguments
+
+
+def parse_sizes(sizes: list[str]) -> list[tuple[int, int]]:
+    out, problems = [], []
+    for text in sizes:
+        width, sep, height = text.lower().partition("x")
+        if sep and width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0:
+            out.append((int(width), int(height)))
+        else:
+            problems.append(Problem("--input-size", text, "expected WIDTHxHEIGHT in pixels, e.g. 1024x768"))
+    if problems:
+        raise InvalidInput(problems)
+    return out
+
+
+def guarded(func):
+    """Turn the library's user errors into one line each and exit 2."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except InvalidInput as exc:
+            fail(exc.lines())
+        except BudgetExceeded as exc:
+            fail([str(exc)], code=3)
+        except FalAssetsError as exc:
+            fail([f"error: {exc}"], code=1)
+
+    return wrapper
+
+
+@app.command()
+@guarded
+def estimate(
+    endpoint: str,
+    arg: list[str] = typer.Option([], "--arg", help="KEY=VALUE request argument (repeatable)"),
+    count: int = typer.Option(1, "--count", min=1, help="how many such requests"),
+    input_size: list[str] = typer.Option([], "--input-size", help="WxH of each input image (edits)"),
+    prices: Optional[Path] = typer.Option(None, "--prices", help="a YAML file overriding the price table"),
+    as_json: bool = typer.Option(False, "--json", help="print a JSON object"),
+) -> None:
+    """What a request would cost on fal, with its breakdown. Sends nothing."""
+    from .pricing import estimate as price, load_prices
+
+    result = price(endpoint, parse_args(arg), input_sizes=parse_sizes(input_size) or None, count=count, prices=load_prices(prices))
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), sort_keys=True))
+    else:
+        typer.echo(result.describe())
+
+
+@app.command("validate")
+@guarded
+def validate_files(paths: list[Path] = typer.Argument(..., help="character specs (YAML) or requests (JSON)")) -> None:
+    """Check character specs and request files; exit 2 with one line per problem."""
+    from .checks import check_file
+
+    problems: list[Problem] = []
+    for path in paths:
+        found, notes = check_file(path)
+        problems.extend(found)
+        for note in notes:
+            typer.echo(f"warning: {note}", err=True)
+        if not found:
+            typer.echo(f"ok: {path}")
+    if problems:
+        fail([str(p) for p in problems])
+
+
+@app.command()
+@guarded
+def prompt(
+    character_file: Path,
+    pose: str,
+    lora: bool = typer.Option(True, "--lora/--no-lora", help="prompt for LoRA inference (trigger word first)"),
+    structured: bool = typer.Option(False, "--structured", help="FLUX.2 JSON prompt"),
+) -> None:
+    """The exact prompt that would be sent for CHARACTER_FILE and POSE."""
+    from .prompts import pose_prompt
+    from .spec import load_spec
+
+    spec = load_spec(character_file)
+    if pose not in spec.poses:
+        fail([str(Problem(str(character_file), "poses", f"no pose {pose!r}; the spec has: {', '.join(spec.poses)}"))])
+    typer.echo(pose_prompt(spec, pose, lora=lora, structured=structured))
+
+
+@app.command()
+@guarded
+def generate(
+    endpoint: str,
+    arg: list[str] = typer.Option([], "--arg", help="KEY=VALUE request argument (repeatable)"),
+    file: list[str] = typer.Option([], "--file", help="ARGPATH=LOCALFILE to upload, e.g. image_urls.0=ref.png"),
+    backend: str = typer.Option("auto", "--backend", help="local, fal, or auto (fal when FAL_KEY is set)"),
+    out: Path = typer.Option(Path(".fal-assets"), "--out", help="folder for the store and the journal"),
+    journal: Optional[str] = typer.Option(None, "--journal", help="database URL (default: a SQLite file in --out)"),
+    concurrency: int = typer.Option(2, "--concurrency", min=1, max=40),
+    as_json: bool = typer.Option(False, "--json", help="print a JSON object"),
+) -> None:
+    """Validate, estimate, generate and download one request. Twice costs $0 the second time."""
+    from .generate import Request, Settings, generate_one
+    from .backends.fal import key_from_env
+
+    files = {}
+    for pair in file:
+        path, sep, local = pair.partition("=")
+        if not sep or not Path(local).is_file():
+            fail([str(Problem("--file", pair, "expected ARGPATH=LOCALFILE naming an existing file"))])
+        files[path] = Path(local)
+    chosen = backend if backend != "auto" else ("fal" if key_from_env() else "local")
+    settings = Settings(backend=chosen, store_root=out / "store", journal_url=journal, concurrency=concurrency)
+    result = generate_one(
+        Request(endpoint, parse_args(arg), files=files),
+        settings,
+        on_event=lambda line: typer.echo(line, err=True),
+    )
+    summary = result.summary()
+    if as_json:
+        typer.echo(json.dumps(summary, sort_keys=True))
+    else:
+        for path in summary["files"]:
+            typer.echo(path)
+        typer.echo(
+            f"seed={summary['seed']} request_id={summary['request_id']} backend={summary['backend']} "
+            f"cache_hit={summary['cache_hit']} cost_usd={summary['cost_usd']:.4f}",
+            err=True,
+        )
+
+
+@app.command()
+@guarded
+def emulate(
+    port: int = typer.Option(..., "--port", min=0, max=65535),
+    latency: float = typer.Option(0.0, "--latency", min=0.0, help="seconds each job runs"),
+    concurrency: int = typer.Option(2, "--concurrency", min=1, help="jobs in progress at once"),
+    faults: str = typer.Option("", "--faults", help="e.g. 429=0.3,503=0.05,drop=0.02,hang=0.01,nsfw=0.01"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="seed for fault draws"),
+    cert_dir: Optional[Path] = typer.Option(None, "--cert-dir", help="where to write the CA"),
+) -> None:
+    """Run a fal queue emulator over HTTPS on 127.0.0.1 in the foreground."""
+    from .emulator import parse_faults, run_emulator
+
+    run_emulator(port, latency=latency, concurrency=concurrency, faults=parse_faults(faults), seed=seed, cert_dir=cert_dir)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

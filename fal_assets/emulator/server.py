@@ -1,0 +1,489 @@
+"""The emulator's HTTPS server (aiohttp): fal's queue routes, media, ledger, faults."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import signal
+import socket
+import sys
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable, Mapping, TextIO
+
+from aiohttp import web
+
+from ..errors import InvalidInput, Problem
+from .faults import FaultDice, parse_faults
+from .queue import COMPLETED, IN_PROGRESS, IN_QUEUE, Job, JobQueue, Ledger, arguments_sha256
+from .tls import server_tls
+from .work import MediaStore, execute, short, unprocessable_body
+
+log = logging.getLogger("fal_assets.emulator")
+
+REQUEST_ROUTE = re.compile(r"^/(?P<app>[^/]+/[^/]+(?:/.+?)?)/requests/(?P<rid>[^/]+)(?P<action>/status|/cancel)?/?$")
+AUTH = re.compile(r"^Key\s+\S+")
+MAX_BODY = 512 * 1024 * 1024  # data URIs of datasets can be large
+
+
+def _json(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.json_response(body, status=status, headers=dict(headers or {}))
+
+
+class Emulator:
+    """fal's queue, in memory. ``validate``, ``estimate`` and ``run_job`` default to the
+    library's own (``fal_assets.validation``, ``pricing``, ``jobs``)."""
+
+    def __init__(
+        self,
+        *,
+        latency: float = 0.0,
+        concurrency: int = 2,
+        faults: Mapping[str, float] | None = None,
+        seed: int | None = None,
+        hang_seconds: float = 60.0,
+        validate: Callable[[str, dict], dict] | None = None,
+        estimate: Callable[..., Any] | None = None,
+        run_job: Callable[..., Any] | None = None,
+        picks_seed: Callable[[str], bool] | None = None,
+    ):
+        if validate is None:
+            from ..validation import validate
+        if estimate is None:
+            from ..pricing import estimate
+        if run_job is None:
+            from ..jobs import run_job
+        self.validate, self.estimate, self.run_job = validate, estimate, run_job
+        self.picks_seed = picks_seed or _takes_seed
+        self.latency = latency
+        self.hang_seconds = hang_seconds
+        self.seed = seed
+        self.dice = FaultDice(faults, seed)
+        self.ledger = Ledger()
+        self.media = MediaStore(set())
+        self.queue = JobQueue(concurrency, self._process)
+        self.executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="emulator-render")
+        self.stopping = asyncio.Event()
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # --- application -------------------------------------------------------------
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[_request_id_header])
+        app.router.add_get("/_emulator/ledger", self.get_ledger)
+        app.router.add_post("/_emulator/reset", self.reset)
+        app.router.add_get("/_media/{rid}/{name}", self.get_media)
+        app.router.add_route("*", "/{tail:.*}", self.dispatch)
+        app.on_startup.append(self._on_startup)
+        app.on_cleanup.append(self._on_cleanup)
+        return app
+
+    async def _on_startup(self, _app: web.Application) -> None:
+        self.queue.start()
+
+    async def _on_cleanup(self, _app: web.Application) -> None:
+        self.stopping.set()
+        await self.queue.stop()
+        for task in list(self._background):
+            task.cancel()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        if request.method == "POST":
+            return await self.submit(request)
+        match = REQUEST_ROUTE.match(request.path)
+        if match is None:
+            return _json({"detail": f"Not found: {request.path}"}, 404)
+        action, method = match["action"], request.method
+        if (method, action) == ("GET", "/status"):
+            return await self.status(request, match["app"], match["rid"])
+        if (method, action) == ("GET", None):
+            return await self.result(request, match["app"], match["rid"])
+        if (method, action) == ("PUT", "/cancel"):
+            return await self.cancel(request, match["app"], match["rid"])
+        return _json({"detail": "Method not allowed"}, 405)
+
+    # --- faults --------------------------------------------------------------------
+    async def _fault(self, request: web.Request, call: str) -> web.StreamResponse | None:
+        kind = self.dice.draw(call)
+        if kind is None:
+            return None
+        log.info("fault %s on %s %s", kind, request.method, request.path)
+        if kind == "429":
+            return _json({"detail": "Rate limit exceeded"}, 429)
+        if kind == "503":
+            error_type = "runner_scheduling_failure"
+            body = {"detail": "No runner could be scheduled for the request (emulated)", "error_type": error_type}
+            return _json(body, 503, {"X-Fal-Error-Type": error_type})
+        if kind == "hang":
+            try:
+                await asyncio.wait_for(self.stopping.wait(), self.hang_seconds)
+            except asyncio.TimeoutError:
+                pass
+        # drop, and a hang that ran out: close the connection without an answer.
+        if request.transport is not None:
+            request.transport.abort()
+        return web.Response(status=500)  # never sent: the transport is gone
+
+    # --- queue routes --------------------------------------------------------------
+    def _unauthorized(self, request: web.Request) -> web.Response | None:
+        if AUTH.match(request.headers.get("Authorization", "")):
+            return None
+        detail = "Missing or malformed Authorization header: send 'Authorization: Key <FAL_KEY>'"
+        return _json({"detail": detail}, 401)
+
+    async def submit(self, request: web.Request) -> web.StreamResponse:
+        self.ledger.submit_attempts += 1
+        if (denied := self._unauthorized(request)) is not None:
+            return denied
+        if (fault := await self._fault(request, "submit")) is not None:
+            return fault
+        endpoint = request.path.strip("/")
+        try:
+            arguments = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _json({"detail": [{"loc": ["body"], "msg": "body is not valid JSON", "type": "json_invalid"}]}, 422)
+        if not isinstance(arguments, dict):
+            return _json({"detail": [{"loc": ["body"], "msg": "body must be a JSON object", "type": "dict_type"}]}, 422)
+        try:
+            validated = dict(self.validate(endpoint, arguments))
+        except InvalidInput as exc:
+            log.info("rejected %s: %s", endpoint, "; ".join(exc.lines()))
+            return _json(unprocessable_body(exc), 422)
+        except Exception as exc:  # a bug in validation: answer like fal's 500, keep serving
+            log.exception("validation of %s failed", endpoint)
+            return _json({"detail": f"Internal error: {type(exc).__name__}", "error_type": "internal_error"}, 500)
+        if validated.get("seed") is None and self.picks_seed(endpoint):
+            validated["seed"] = self.dice.seed_value()
+        job = Job(
+            request_id=str(uuid.uuid4()),
+            endpoint=endpoint,
+            arguments=validated,
+            arguments_sha256=arguments_sha256(arguments),
+            host=request.host,
+            nsfw=self.dice.draw("job") == "nsfw",
+            webhook=request.query.get("fal_webhook"),
+        )
+        job.log("Request accepted")
+        await self.queue.put(job)
+        self.ledger.submitted += 1
+        log.info("accepted %s %s", job.request_id, endpoint)
+        body = {
+            **self._urls(job),
+            "status": IN_QUEUE,
+            "queue_position": self.queue.position(job) if job in self.queue.waiting else 0,
+            "gateway_request_id": job.request_id,
+        }
+        return _json(body, 200, {"x-fal-request-id": job.request_id})
+
+    def _urls(self, job: Job) -> dict[str, str]:
+        base = job.base_url()
+        return {
+            "request_id": job.request_id,
+            "response_url": base,
+            "status_url": base + "/status",
+            "cancel_url": base + "/cancel",
+        }
+
+    def _job(self, app: str, request_id: str) -> Job | None:
+        job = self.queue.jobs.get(request_id)
+        if job is None or app not in (job.endpoint, job.app):
+            return None
+        return job
+
+    def _lookup(self, request: web.Request, app: str, request_id: str) -> tuple[Job | None, web.Response | None]:
+        if (denied := self._unauthorized(request)) is not None:
+            return None, denied
+        job = self._job(app, request_id)
+        if job is None:
+            return None, _json({"detail": f"Request {request_id} not found"}, 404)
+        return job, None
+
+    async def status(self, request: web.Request, app: str, request_id: str) -> web.StreamResponse:
+        job, answer = self._lookup(request, app, request_id)
+        if job is None:
+            return answer
+        if (fault := await self._fault(request, "status")) is not None:
+            return fault
+        with_logs = request.query.get("logs", "0").lower() in ("1", "true")
+        body: dict[str, Any] = {**self._urls(job), "status": job.state}
+        logs = list(job.logs) if with_logs else None
+        if job.state == IN_QUEUE:
+            body["queue_position"] = self.queue.position(job)
+        elif job.state == IN_PROGRESS:
+            body["logs"] = logs
+        else:
+            body["logs"] = logs
+            body["metrics"] = {"inference_time": job.inference_time} if job.inference_time is not None else {}
+            if job.error is not None:
+                body["error"], body["error_type"] = job.error, job.error_type
+        return _json(body, 200 if job.state == COMPLETED else 202, {"x-fal-request-id": job.request_id})
+
+    async def result(self, request: web.Request, app: str, request_id: str) -> web.StreamResponse:
+        job, answer = self._lookup(request, app, request_id)
+        if job is None:
+            return answer
+        if (fault := await self._fault(request, "result")) is not None:
+            return fault
+        headers = {"x-fal-request-id": job.request_id}
+        if job.state != COMPLETED:
+            return _json({"detail": "Request is still in progress"}, 400, headers)
+        if job.error is not None:
+            if job.error_type:
+                headers["X-Fal-Error-Type"] = job.error_type
+            return _json(job.error_body or {"detail": job.error}, job.error_status or 500, headers)
+        return _json(job.result, 200, headers)
+
+    async def cancel(self, request: web.Request, app: str, request_id: str) -> web.StreamResponse:
+        job, answer = self._lookup(request, app, request_id)
+        if job is None:
+            if answer is not None and answer.status == 404:
+                return _json({"status": "NOT_FOUND", "detail": f"Request {request_id} not found"}, 404)
+            return answer
+        headers = {"x-fal-request-id": job.request_id}
+        if job.state == COMPLETED:
+            return _json({"status": "ALREADY_COMPLETED"}, 400, headers)
+        if self.queue.cancel_waiting(job):
+            job.cancelled = True
+            job.state = COMPLETED
+            job.fail(400, "request_cancelled", "Request was cancelled", {"detail": "Request was cancelled"})
+            job.log("Request cancelled while in queue")
+            self.ledger.cancelled += 1
+            log.info("cancelled %s while queued (not billed)", job.request_id)
+        else:
+            # In progress: fal signals the runner; the emulated app finishes (and is billed).
+            job.cancel_requested = True
+            job.log("Cancellation requested while in progress; the runner finishes the request")
+        return _json({"status": "CANCELLATION_REQUESTED"}, 202, headers)
+
+    # --- work ----------------------------------------------------------------------
+    async def _process(self, job: Job) -> None:
+        job.state = IN_PROGRESS
+        job.log("Request started")
+        if self.latency > 0:
+            await asyncio.sleep(self.latency)
+        loop = asyncio.get_running_loop()
+        outcome = await loop.run_in_executor(
+            self.executor,
+            lambda: execute(
+                job.endpoint,
+                job.arguments,
+                fetch=self.media.fetch,
+                run_job=self.run_job,
+                estimate=self.estimate,
+                nsfw=job.nsfw,
+            ),
+        )
+        job.inference_time = outcome.inference_time
+        if outcome.error is not None:
+            job.fail(outcome.error_status, outcome.error_type or "internal_error", outcome.error, outcome.error_body)
+            job.log(f"Request failed: {outcome.error}", "ERROR")
+            log.info("failed %s (not billed): %s", job.request_id, outcome.error)
+        else:
+            urls = []
+            for data, content_type, name in outcome.files:
+                path = f"/_media/{job.request_id}/{name}"
+                self.media.put(path, data, content_type)
+                urls.append(f"https://{job.host}{path}")
+            job.result = _with_urls(outcome.result, outcome.slots, urls)
+            self.ledger.bill(job, outcome.cost_usd, outcome.priced)
+            job.log("Request completed")
+            log.info("completed %s %s $%.4f%s", job.request_id, job.endpoint, outcome.cost_usd,
+                     " (nsfw)" if job.nsfw else "")
+        job.state = COMPLETED
+        if job.webhook:
+            task = asyncio.create_task(self._post_webhook(job))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _post_webhook(self, job: Job) -> None:
+        import httpx
+
+        if job.error is None:
+            payload = {"request_id": job.request_id, "gateway_request_id": job.request_id, "status": "OK",
+                       "payload": job.result}
+        else:
+            payload = {"request_id": job.request_id, "gateway_request_id": job.request_id, "status": "ERROR",
+                       "error": job.error, "payload": job.error_body}
+        try:
+            async with httpx.AsyncClient(timeout=30) as client:
+                await client.post(job.webhook, json=payload)
+        except httpx.HTTPError as exc:
+            log.warning("webhook %s for %s failed: %s", short(job.webhook), job.request_id, exc)
+
+    # --- media and control ---------------------------------------------------------
+    async def get_media(self, request: web.Request) -> web.StreamResponse:
+        found = self.media.get(request.path)
+        if found is None:
+            return _json({"detail": "Not found"}, 404)
+        if (fault := await self._fault(request, "media")) is not None:
+            return fault
+        data, content_type = found
+        return web.Response(body=data, content_type=content_type)
+
+    def ledger_json(self) -> dict[str, Any]:
+        return {
+            "submitted": self.ledger.submitted,
+            "submit_attempts": self.ledger.submit_attempts,
+            "cancelled": self.ledger.cancelled,
+            "billed": list(self.ledger.billed),
+            "total_usd": self.ledger.total_usd(),
+            "max_in_progress": self.queue.max_in_progress,
+            "in_progress": self.queue.in_progress,
+            "in_queue": len(self.queue.waiting),
+            "concurrency": self.queue.concurrency,
+            "faults": dict(self.dice.counts),
+        }
+
+    async def get_ledger(self, request: web.Request) -> web.Response:
+        return _json(self.ledger_json())
+
+    async def reset(self, request: web.Request) -> web.Response:
+        """Clear the ledger; a JSON body ``{"faults": "...", "seed": N}`` also sets new faults."""
+        options: dict[str, Any] = {}
+        if request.can_read_body:
+            try:
+                options = await request.json()
+            except json.JSONDecodeError:
+                return _json({"detail": "reset body must be JSON"}, 422)
+        try:
+            faults = parse_faults(options["faults"]) if "faults" in options else self.dice.faults
+        except InvalidInput as exc:
+            return _json({"detail": exc.lines()}, 422)
+        self.seed = options.get("seed", self.seed)
+        self.dice = FaultDice(faults, self.seed)
+        self.ledger = Ledger()
+        self.queue.clear()
+        return _json(self.ledger_json())
+
+
+@web.middleware
+async def _request_id_header(request: web.Request, handler) -> web.StreamResponse:
+    response = await handler(request)
+    response.headers.setdefault("x-fal-request-id", str(uuid.uuid4()))
+    return response
+
+
+def _with_urls(result: dict[str, Any], slots: list[tuple[str, ...]], urls: list[str]) -> dict[str, Any]:
+    from ..jobs import JobOutput
+
+    return JobOutput(result, [], slots).with_urls(urls)
+
+
+def _takes_seed(endpoint: str) -> bool:
+    """Image endpoints with a seed parameter get one picked when the request has none."""
+    from ..catalog import load_catalog
+
+    spec = load_catalog().get(endpoint)
+    return spec.output_kind == "image" and "seed" in spec.params
+
+
+# --- running it --------------------------------------------------------------------------
+def _host_for_url(host: str) -> str:
+    if host in ("", "0.0.0.0", "::"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise InvalidInput([Problem("emulate", "--port", f"cannot listen on {host}:{port}: {exc.strerror}")]) from exc
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(
+    emulator: Emulator,
+    *,
+    port: int,
+    host: str = "127.0.0.1",
+    cert_dir: Path | None = None,
+    stdout: TextIO = sys.stdout,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve until ``stop`` is set, or SIGINT/SIGTERM when running in the main thread."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    handled = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            handled.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # not the main thread: the caller sets ``stop``
+    tls = server_tls(cert_dir, [host])
+    sock = _bind(host, port)
+    runner = web.AppRunner(emulator.app(), access_log=None, handle_signals=False, handler_cancellation=True,
+                           shutdown_timeout=1.0)
+    try:
+        await runner.setup()
+        await web.SockSite(runner, sock, ssl_context=tls.context, shutdown_timeout=1.0).start()
+        address = f"{_host_for_url(host)}:{sock.getsockname()[1]}"
+        emulator.media.local_hosts.update({address, f"localhost:{sock.getsockname()[1]}"})
+        print(f"FAL_RUN_HOST={address}", file=stdout)
+        print(f"FAL_QUEUE_RUN_HOST={address}", file=stdout)
+        print(f"SSL_CERT_FILE={tls.ca_file}", file=stdout)
+        print("ready", file=stdout, flush=True)
+        log.info("fal queue emulator on https://%s (concurrency %d, latency %.2fs, faults %s)",
+                 address, emulator.queue.concurrency, emulator.latency, emulator.dice.faults or "none")
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        emulator.stopping.set()
+        await runner.cleanup()
+        sock.close()
+        tls.cleanup()
+        for sig in handled:
+            loop.remove_signal_handler(sig)
+
+
+def run_emulator(
+    port: int,
+    latency: float = 0.0,
+    concurrency: int = 2,
+    faults: str | Mapping[str, float] | None = None,
+    seed: int | None = None,
+    cert_dir: Path | None = None,
+    host: str = "127.0.0.1",
+    stdout: TextIO = sys.stdout,
+    *,
+    hang_seconds: float = 60.0,
+) -> None:
+    """Run the emulator in the foreground until Ctrl-C or SIGTERM.
+
+    Prints ``FAL_RUN_HOST=``, ``FAL_QUEUE_RUN_HOST=``, ``SSL_CERT_FILE=`` and ``ready``.
+    Raises InvalidInput for bad options (one line each).
+    """
+    parsed = parse_faults(faults)
+    problems = []
+    if not 0 <= port <= 65535:
+        problems.append(Problem("emulate", "--port", f"{port} is not a port; allowed: 0 (any free port) to 65535"))
+    if concurrency < 1:
+        problems.append(Problem("emulate", "--concurrency", f"{concurrency} is too small; allowed: 1 or more"))
+    if latency < 0:
+        problems.append(Problem("emulate", "--latency", f"{latency} is negative; allowed: 0 or more seconds"))
+    if hang_seconds < 0:
+        problems.append(Problem("emulate", "--hang-seconds", f"{hang_seconds} is negative; allowed: 0 or more"))
+    if problems:
+        raise InvalidInput(problems)
+    if not logging.getLogger().handlers and not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s emulator %(levelname)s %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+
+    async def main() -> None:
+        emulator = Emulator(latency=latency, concurrency=concurrency, faults=parsed, seed=seed,
+                            hang_seconds=hang_seconds)
+        await serve(emulator, port=port, host=host, cert_dir=cert_dir, stdout=stdout)
+
+    asyncio.run(main())

@@ -1,0 +1,477 @@
+"""Validated, journaled, budgeted generation on any backend.
+
+One call follows a request from arguments to verified files in the content store:
+validate -> estimate -> journal (before any money moves) -> budget -> submit ->
+follow the queue -> download every output at once -> verify -> store -> journal.
+A completed key is a cache hit ($0, no network); a submitted key resumes by request id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import io
+import json
+import logging
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from . import journal as jr
+from .backends import Backend, RequestGone, TransientError, make_backend
+from .budget import Budget, BudgetGuard
+from .catalog import load_catalog
+from .errors import ContentFlagged, FalAssetsError, GenerationFailed, InvalidInput
+from .media import content_type_for, image_size_of, suffix_for
+from .pricing import CostEstimate, estimate
+from .store import ContentStore
+from .validation import validate
+
+log = logging.getLogger("fal_assets.generate")
+
+
+@dataclass
+class Request:
+    """A request as the caller means it.
+
+    ``files`` maps an argument path (``image_data_url``, ``image_urls.0``,
+    ``loras.0.path``) to a local file that is uploaded when the request is sent; the
+    journal key uses the file's content hash there, so a re-upload is no new request.
+    ``labels`` (character, pose, asset, ...) are what the cost report groups by.
+    """
+
+    endpoint: str
+    arguments: dict[str, Any]
+    files: dict[str, Path] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Generation:
+    """What a request produced, and what it cost."""
+
+    key: str
+    endpoint: str
+    arguments: dict[str, Any]
+    backend: str
+    request_id: str | None
+    cache_hit: bool
+    cost_usd: float
+    cost_kind: str
+    estimate: dict[str, Any]
+    files: list[dict[str, Any]]
+    result: dict[str, Any]
+    timings: dict[str, Any]
+
+    @property
+    def seed(self) -> int | None:
+        return self.arguments.get("seed", self.result.get("seed"))
+
+    @property
+    def paths(self) -> list[Path]:
+        return [Path(f["path"]) for f in self.files]
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON the CLI prints and the metadata Dagster records (no secrets)."""
+        return {
+            "endpoint": self.endpoint,
+            "request_id": self.request_id,
+            "seed": self.seed,
+            "backend": self.backend,
+            "cache_hit": self.cache_hit,
+            "cost_usd": round(self.cost_usd, 6),
+            "cost_kind": self.cost_kind,
+            "estimated_usd": self.estimate.get("cost_usd"),
+            "files": [f["path"] for f in self.files],
+            "key": self.key,
+        }
+
+
+@dataclass
+class Settings:
+    """How generation behaves; nothing secret lives here."""
+
+    backend: str = "local"
+    journal_url: str | None = None
+    store_root: Path = Path(".fal-assets/store")
+    concurrency: int = 2
+    budget: Budget = field(default_factory=Budget)
+    poll_interval: float = 0.1
+    call_timeout: float = 30.0
+    wait_timeout: float = 1800.0
+    retries: int = 8
+    retry_base: float = 0.2
+    retry_cap: float = 5.0
+    run_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.concurrency <= 40:
+            raise InvalidInput([_problem("concurrency", f"{self.concurrency} is outside 1..40 (fal's account limits)")])
+        self.store_root = Path(self.store_root)
+
+    def journal(self) -> jr.Journal:
+        if self.journal_url:
+            return jr.Journal(self.journal_url)
+        return jr.Journal.at(self.store_root.parent / "journal.db")
+
+
+def _problem(fieldname: str, message: str):
+    from .errors import Problem
+
+    return Problem("settings", fieldname, message)
+
+
+# -- pure helpers -------------------------------------------------------------------
+
+
+def set_path(arguments: dict[str, Any], path: str, value: Any) -> None:
+    """Set ``image_urls.0`` / ``loras.1.path`` / ``image_data_url`` inside arguments."""
+    parts = path.split(".")
+    target: Any = arguments
+    for part, nxt in zip(parts, parts[1:]):
+        if isinstance(target, list):
+            target = target[int(part)]
+        else:
+            target = target.setdefault(part, [] if nxt.isdigit() else {})
+    last = parts[-1]
+    if isinstance(target, list):
+        index = int(last)
+        while len(target) <= index:
+            target.append(None)
+        target[index] = value
+    else:
+        target[last] = value
+
+
+def derived_seed(endpoint: str, arguments: dict[str, Any]) -> int:
+    """The seed pinned for a request that gave none: stable, so reruns are cache hits."""
+    text = json.dumps({"endpoint": endpoint, "arguments": arguments}, sort_keys=True, default=str)
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
+
+
+def output_slots(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Every ``{"url": ...}`` file object in a result, with its path (``images.0``)."""
+    found: list[tuple[str, dict[str, Any]]] = []
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, dict):
+            if isinstance(value.get("url"), str):
+                found.append((path, value))
+                return
+            for key, item in value.items():
+                walk(item, f"{path}.{key}" if path else key)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, f"{path}.{index}" if path else str(index))
+
+    walk(result, "")
+    return found
+
+
+def without_urls(result: dict[str, Any]) -> dict[str, Any]:
+    """A result to keep: fal's media URLs are temporary, the stored files are not."""
+    kept = copy.deepcopy(result)
+    for _, item in output_slots(kept):
+        if not item["url"].startswith("data:"):
+            item["url_expired"] = item.pop("url")
+        else:
+            item.pop("url")
+    return kept
+
+
+def verify_file(data: bytes, content_type: str, declared: dict[str, Any], where: str) -> tuple[int, int] | None:
+    """Check a download decodes as its content type and has the declared size."""
+    if not data:
+        raise TransientError(f"{where}: empty download")
+    if content_type.startswith("image/"):
+        try:
+            width, height = image_size_of(data)
+            from PIL import Image
+
+            with Image.open(io.BytesIO(data)) as image:
+                image.load()
+        except Exception as exc:
+            raise TransientError(f"{where}: does not decode as {content_type}: {exc}") from exc
+        if declared.get("width") and (width, height) != (declared["width"], declared.get("height")):
+            raise GenerationFailed(
+                f"{where}: image is {width}x{height}, the result said {declared['width']}x{declared.get('height')}"
+            )
+        return width, height
+    if declared.get("file_size") and len(data) != int(declared["file_size"]):
+        raise TransientError(f"{where}: {len(data)} bytes, the result said {declared['file_size']}")
+    return None
+
+
+def run_spend(journal: jr.Journal, run_id: str) -> float:
+    """Dollars a run has spent or holds in flight (its earlier steps count toward its cap)."""
+    total = 0.0
+    for entry in journal.entries(run_id=run_id):
+        if entry.state in (jr.State.CLAIMED, jr.State.SUBMITTED, jr.State.IN_DOUBT):
+            total += entry.estimate_usd
+        else:
+            total += entry.cost_usd or 0.0
+    return total
+
+
+# -- the generator ------------------------------------------------------------------
+
+
+class Generator:
+    """Runs requests on one backend inside one event loop."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        journal: jr.Journal,
+        store: ContentStore,
+        settings: Settings,
+        on_event: Callable[[str], None] | None = None,
+    ):
+        self.backend = backend
+        self.journal = journal
+        self.store = store
+        self.settings = settings
+        self.on_event = on_event or (lambda message: log.info(message))
+        self._limit = asyncio.Semaphore(settings.concurrency)
+        self.guard = BudgetGuard(settings.budget, journal, backend.label if backend.billed else None)
+        if settings.run_id and backend.billed:
+            self.guard.run_spent = run_spend(journal, settings.run_id)
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    # keys: the real fal's keys are the plain request hash; other backends are prefixed
+    def key_for(self, endpoint: str, arguments: dict[str, Any]) -> str:
+        key = jr.request_key(endpoint, arguments)
+        return key if self.backend.label == "fal" else f"{self.backend.label}:{key}"
+
+    def prepare(self, request: Request) -> tuple[dict[str, Any], CostEstimate, str]:
+        """Validated arguments with a pinned seed and file hashes; the estimate; the key."""
+        arguments = copy.deepcopy(request.arguments)
+        input_sizes = []
+        for path, local in sorted(request.files.items()):
+            data = Path(local).read_bytes()
+            set_path(arguments, path, f"sha256:{hashlib.sha256(data).hexdigest()}")
+            if path.startswith("image_url"):
+                input_sizes.append(image_size_of(data))
+        spec = load_catalog().get(request.endpoint)
+        if "seed" in spec.params and arguments.get("seed") is None:
+            arguments["seed"] = derived_seed(request.endpoint, arguments)
+        normalised = validate(request.endpoint, arguments)
+        cost = estimate(request.endpoint, normalised, input_sizes=input_sizes or None)
+        return normalised, cost, self.key_for(request.endpoint, normalised)
+
+    async def _retry(self, what: str, call: Callable[[], Any]) -> Any:
+        settings = self.settings
+        last: Exception | None = None
+        for attempt in range(settings.retries):
+            try:
+                return await asyncio.wait_for(call(), timeout=settings.call_timeout)
+            except (TransientError, asyncio.TimeoutError) as exc:
+                last = exc
+                delay = min(settings.retry_cap, settings.retry_base * 2**attempt) * random.uniform(0.5, 1.5)
+                self.on_event(f"{what}: {type(exc).__name__}: {exc}; retry {attempt + 1}/{settings.retries - 1} in {delay:.2f}s")
+                if attempt + 1 < settings.retries:
+                    await asyncio.sleep(delay)
+        raise GenerationFailed(f"{what}: gave up after {settings.retries} tries: {type(last).__name__}: {last}")
+
+    async def generate(self, request: Request) -> Generation:
+        arguments, cost, key = self.prepare(request)
+        endpoint = request.endpoint
+        started = time.monotonic()
+        while True:
+            decision = self.journal.begin(
+                key, endpoint, arguments, backend=self.backend.label, estimate_usd=cost.cost_usd, labels=request.labels
+            )
+            action = decision.action
+            if action == jr.Action.CACHED:
+                return self._from_entry(decision.entry, cost, cache_hit=True)
+            if action == jr.Action.QUARANTINED:
+                raise ContentFlagged(f"{endpoint}: {key[:12]} was flagged before ({decision.entry.error}); its files are quarantined")
+            if action == jr.Action.WAIT:
+                await asyncio.sleep(self.settings.poll_interval)
+                if time.monotonic() - started > self.settings.wait_timeout:
+                    raise GenerationFailed(f"{endpoint}: another process has held {key[:12]} for too long")
+                continue
+            break
+        async with self._limit:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            try:
+                if action == jr.Action.SUBMIT:
+                    if decision.previous_state == jr.State.IN_DOUBT:
+                        self.on_event(f"{endpoint}: {key[:12]} was claimed by a process that died before fal answered; sending it again")
+                    request_id = await self._submit(request, arguments, cost, key)
+                else:
+                    request_id = decision.request_id
+                    self.on_event(f"{endpoint}: resuming request {request_id} (no second submit)")
+                try:
+                    return await self._follow(request, arguments, cost, key, request_id)
+                except RequestGone as gone:
+                    self.journal.mark_failed(key, f"the backend no longer holds request {request_id}: {gone}")
+                    if self.backend.billed:
+                        raise GenerationFailed(
+                            f"{endpoint}: request {request_id} is gone (fal keeps results about an hour); "
+                            "it is marked failed, and a rerun pays for it again"
+                        ) from gone
+            finally:
+                self.in_flight -= 1
+        return await self.generate(request)  # a free backend simply renders it again
+
+    async def _submit(self, request: Request, arguments: dict[str, Any], cost: CostEstimate, key: str) -> str:
+        endpoint = request.endpoint
+        what = f"{endpoint} ({', '.join(f'{k}={v}' for k, v in request.labels.items())})"
+        try:
+            self.guard.claim(cost.cost_usd, what=what)
+        except BaseException as exc:
+            self.journal.mark_failed(key, f"not sent: {exc}")
+            raise
+        try:
+            sendable = copy.deepcopy(arguments)
+            for path, local in sorted(request.files.items()):
+                data = Path(local).read_bytes()
+                url = await self._retry(f"upload {path}", lambda: self.backend.upload(data, content_type_for(local), Path(local).name))
+                set_path(sendable, path, url)
+            request_id = await self._retry(f"submit {endpoint}", lambda: self.backend.submit(endpoint, sendable))
+        except BaseException as exc:
+            self.guard.release(cost.cost_usd)
+            self.journal.mark_failed(key, f"not sent: {type(exc).__name__}: {exc}")
+            raise
+        self.journal.mark_submitted(key, request_id)
+        self.on_event(f"{endpoint}: submitted {request_id} (estimated ${cost.cost_usd:.4f})")
+        return request_id
+
+    async def _follow(self, request: Request, arguments, cost: CostEstimate, key: str, request_id: str) -> Generation:
+        endpoint, settings = request.endpoint, self.settings
+        started = time.monotonic()
+        last_position = None
+        while True:
+            status = await self._retry(f"status {request_id}", lambda: self.backend.status(endpoint, request_id))
+            if status.done:
+                break
+            if status.queue_position is not None and status.queue_position != last_position:
+                last_position = status.queue_position
+                self.on_event(f"{endpoint}: {request_id} in queue at position {status.queue_position}")
+            for line in status.logs or []:
+                self.on_event(f"{endpoint}: {request_id}: {line.get('message', line)}")
+            if time.monotonic() - started > settings.wait_timeout:
+                raise GenerationFailed(
+                    f"{endpoint}: {request_id} not done after {settings.wait_timeout:.0f}s; it stays journaled "
+                    "as submitted and a rerun resumes it without paying again"
+                )
+            await asyncio.sleep(settings.poll_interval)
+        queued_s = time.monotonic() - started
+        if status.error:
+            self.journal.mark_failed(key, f"fal reported an error: {status.error}")
+            raise GenerationFailed(f"{endpoint}: {request_id} failed on fal: {status.error}")
+        result = await self._retry(f"result {request_id}", lambda: self.backend.result(endpoint, request_id))
+        files = await self._download_all(result, request_id)
+        flagged = any(result.get("has_nsfw_concepts") or [])
+        billed = cost.cost_usd if self.backend.billed else 0.0
+        kind = "billed" if self.backend.billed else "estimated"
+        timings = {"wait_s": round(queued_s, 3), "total_s": round(time.monotonic() - started, 3), **(result.get("timings") or {})}
+        if flagged:
+            stored = []
+            for item in files:
+                kept = self.store.quarantine(item.pop("data"), suffix=item["suffix"], reason="nsfw")
+                stored.append(dict(item, path=str(kept.path)))
+            self.journal.mark_quarantined(key, "has_nsfw_concepts", stored, cost_usd=billed, cost_kind=kind)
+            raise ContentFlagged(
+                f"{endpoint}: {request_id} was flagged by fal's safety checker (has_nsfw_concepts); "
+                f"its {len(stored)} file(s) are quarantined and never used downstream"
+            )
+        stored = []
+        for item in files:
+            data = item.pop("data")
+            saved = self.store.put(data, suffix=item["suffix"])
+            stored.append(dict(item, path=str(saved.path), sha256=saved.sha256, size=saved.size))
+        entry = self.journal.mark_completed(
+            key, files=stored, cost_usd=billed, cost_kind=kind, result=without_urls(result), timings=timings
+        )
+        self.guard.settle(cost.cost_usd, billed)
+        return self._from_entry(entry, cost, cache_hit=False)
+
+    async def _download_all(self, result: dict[str, Any], request_id: str) -> list[dict[str, Any]]:
+        """Every output file at once: result URLs are temporary."""
+
+        async def one(slot: str, item: dict[str, Any]) -> dict[str, Any]:
+            async def fetch():
+                data, content_type = await self.backend.download(item["url"])
+                content_type = item.get("content_type") or content_type
+                size = verify_file(data, content_type, item, f"{request_id} {slot}")
+                return data, content_type, size
+
+            data, content_type, size = await self._retry(f"download {request_id} {slot}", fetch)
+            entry = {"slot": slot, "content_type": content_type, "suffix": suffix_for(content_type, item["url"]), "data": data}
+            if size:
+                entry["width"], entry["height"] = size
+            return entry
+
+        return list(await asyncio.gather(*(one(slot, item) for slot, item in output_slots(result))))
+
+    def _from_entry(self, entry: jr.Entry, cost: CostEstimate, *, cache_hit: bool) -> Generation:
+        for item in entry.files or []:
+            if not Path(item["path"]).exists():
+                raise GenerationFailed(
+                    f"{entry.endpoint}: the journal has {entry.key[:12]} as done but {item['path']} is missing; "
+                    "restore the store folder (or mark the entry failed to pay for it again)"
+                )
+        return Generation(
+            key=entry.key,
+            endpoint=entry.endpoint,
+            arguments=entry.arguments,
+            backend=entry.backend,
+            request_id=entry.request_id,
+            cache_hit=cache_hit,
+            cost_usd=0.0 if cache_hit else float(entry.cost_usd or 0.0),
+            cost_kind=entry.cost_kind or ("billed" if self.backend.billed else "estimated"),
+            estimate=cost.to_dict(),
+            files=list(entry.files or []),
+            result=entry.result or {},
+            timings=entry.timings or {},
+        )
+
+    async def generate_many(self, requests: Iterable[Request]) -> list[Generation | BaseException]:
+        """Fan out; one failure does not stop the others (each result or its error)."""
+        return list(await asyncio.gather(*(self.generate(r) for r in requests), return_exceptions=True))
+
+
+async def _run(requests, settings, key, on_event, backend_options):
+    options = dict(backend_options or {})
+    if settings.backend != "local":
+        options.setdefault("key", key)
+        options.setdefault("request_timeout", settings.call_timeout)
+    backend = make_backend(settings.backend, **options)
+    journal = settings.journal()
+    try:
+        generator = Generator(backend, journal, ContentStore(settings.store_root), settings, on_event)
+        return await generator.generate_many(requests)
+    finally:
+        await backend.aclose()
+        journal.close()
+
+
+def generate_all(
+    requests: list[Request],
+    settings: Settings,
+    *,
+    key: str | None = None,
+    on_event: Callable[[str], None] | None = None,
+    backend_options: dict[str, Any] | None = None,
+) -> list[Generation | BaseException]:
+    """Synchronous entry point: run ``requests`` concurrently, each result or its error.
+
+    ``key`` is the fal key; without it the fal backend reads ``FAL_KEY`` from the
+    environment. It is handed to the client and nowhere else.
+    """
+    return asyncio.run(_run(requests, settings, key, on_event, backend_options))
+
+
+def generate_one(request: Request, settings: Settings, **kwargs) -> Generation:
+    (outcome,) = generate_all([request], settings, **kwargs)
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome

@@ -1,0 +1,162 @@
+"""The pipeline's stages as plain functions, one per asset.
+
+Each takes a character spec, where to write, and (for paid stages) a ``generate``
+callable that runs a list of requests and returns each ``Generation`` or its error.
+The Dagster layer passes its fal resource here; tests and scripts pass
+``generate.generate_all`` with settings.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from . import atomic
+from .dataset import DatasetImage, DatasetReport, build_dataset
+from .errors import FalAssetsError, GenerationFailed
+from .generate import Generation, Request
+from .prompts import caption
+from .recipes import pose_request, reference_request, training_request
+from .spec import CharacterSpec
+
+Generate = Callable[[list[Request]], list["Generation | BaseException"]]
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+def _ok(outcomes: list[Generation | BaseException], what: str) -> list[Generation]:
+    """Every outcome, or one error naming every failure (successes stay journaled)."""
+    failures = [f"{what}: {type(o).__name__}: {o}" for o in outcomes if isinstance(o, BaseException)]
+    if failures:
+        raise GenerationFailed("\n".join(failures))
+    return list(outcomes)  # type: ignore[arg-type]
+
+
+def _copy(source: Path, target: Path) -> Path:
+    """Place a stored file at its output path atomically (skip if already identical)."""
+    if target.exists() and target.stat().st_size == source.stat().st_size and target.read_bytes() == source.read_bytes():
+        return target
+    return atomic.write_bytes(target, source.read_bytes())
+
+
+@dataclass
+class References:
+    folder: Path
+    images: dict[str, Path]  # view -> file
+    generations: dict[str, Generation] = field(default_factory=dict)
+    source: str = "generated"
+
+    @property
+    def cost_usd(self) -> float:
+        return sum(g.cost_usd for g in self.generations.values())
+
+
+def reference_images(spec: CharacterSpec, folder: Path, generate: Generate) -> References:
+    """The dataset's images: the user's own folder when the spec names one, else one
+    generated image per view (front, side, three-quarter, close-up, expressions...)."""
+    folder = Path(folder)
+    if spec.references_path is not None:
+        found = sorted(p for p in spec.references_path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not found:
+            raise FalAssetsError(f"{spec.source}: references_dir: {spec.references_path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        images = {p.stem: _copy(p, folder / p.name) for p in found}
+        return References(folder, images, source=str(spec.references_path))
+    views = list(spec.views)
+    outcomes = _ok(generate([reference_request(spec, view) for view in views]), f"{spec.name} reference")
+    images, generations = {}, {}
+    for view, generation in zip(views, outcomes):
+        stored = generation.paths[0]
+        images[view] = _copy(stored, folder / f"{view}{stored.suffix}")
+        generations[view] = generation
+    return References(folder, images, generations)
+
+
+def training_dataset(spec: CharacterSpec, references: dict[str, Path], out_zip: Path) -> DatasetReport:
+    """Zip the references with a caption (trigger word included) beside each."""
+    items = [
+        DatasetImage(name, Path(path), caption(spec, name if name in spec.views else next(iter(spec.views))))
+        for name, path in sorted(references.items())
+    ]
+    return build_dataset(items, spec.trigger_word, Path(out_zip), where=f"{spec.name} training_dataset")
+
+
+@dataclass
+class Lora:
+    weights: Path
+    config: Path | None
+    generation: Generation
+
+    @property
+    def lora_url(self) -> str | None:
+        item = self.generation.result.get("diffusers_lora_file", {})
+        return item.get("url") or item.get("url_expired")
+
+
+def character_lora(spec: CharacterSpec, dataset_zip: Path, folder: Path, generate: Generate) -> Lora:
+    """Train the LoRA and keep the weights file itself (fal's URLs do not last)."""
+    (generation,) = _ok(generate([training_request(spec, dataset_zip)]), f"{spec.name} LoRA training")
+    by_slot = {f.get("slot"): Path(f["path"]) for f in generation.files}
+    weights = by_slot.get("diffusers_lora_file")
+    if weights is None:
+        raise GenerationFailed(f"{spec.name}: the trainer returned no diffusers_lora_file")
+    kept = _copy(weights, Path(folder) / "pytorch_lora_weights.safetensors")
+    config = by_slot.get("config_file")
+    kept_config = _copy(config, Path(folder) / "config.json") if config else None
+    return Lora(kept, kept_config, generation)
+
+
+@dataclass
+class PoseImage:
+    pose: str
+    path: Path
+    generation: Generation
+    prompt: str
+
+
+def pose_images(
+    spec: CharacterSpec, poses: list[str], lora_weights: Path | None, folder: Path, generate: Generate, profile: str = "final"
+) -> dict[str, PoseImage | BaseException]:
+    """One image per pose, fanned out together; each pose's image or its error."""
+    requests = [pose_request(spec, pose, lora_weights, profile) for pose in poses]
+    out: dict[str, PoseImage | BaseException] = {}
+    for pose, request, outcome in zip(poses, requests, generate(requests)):
+        if isinstance(outcome, BaseException):
+            out[pose] = outcome
+            continue
+        stored = outcome.paths[0]
+        out[pose] = PoseImage(pose, _copy(stored, Path(folder) / f"{pose}{stored.suffix}"), outcome, request.arguments["prompt"])
+    return out
+
+
+@dataclass
+class Sprite:
+    pose: str
+    path: Path
+    method: str
+    details: dict
+
+
+def sprite(image_path: Path, out_path: Path, cutter) -> Sprite:
+    """Cut the background out of one pose image."""
+    from PIL import Image
+
+    with Image.open(image_path) as image:
+        result = cutter.cut(image.convert("RGB"))
+    atomic.save_image(out_path, result.image)
+    return Sprite(Path(out_path).stem, Path(out_path), result.method, dict(result.details))
+
+
+def remove_stale(folder: Path, keep: set[str]) -> list[Path]:
+    """Delete files in ``folder`` whose stem is not in ``keep`` (a pose removed from a spec)."""
+    removed = []
+    if Path(folder).is_dir():
+        for path in Path(folder).iterdir():
+            if path.is_file() and path.stem not in keep:
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
+def clear(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
