@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	mkdir -p $(DAGSTER_HOME)
-	$(VENV)/bin/fal-assets demo
+	$(PY) -m dagster_project.demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -4,7 +4,6 @@ Each asset reads its partition, calls one library function from ``fal_assets.pip
 and records what it made and what it cost as metadata.
 """
 
-from __future__ import annotations
 
 import dagster as dg
 

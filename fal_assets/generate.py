@@ -365,8 +365,8 @@ class Generator:
             await asyncio.sleep(settings.poll_interval)
         queued_s = time.monotonic() - started
         if status.error:
-            self.journal.mark_failed(key, f"fal reported an error: {status.error}")
-            raise GenerationFailed(f"{endpoint}: {request_id} failed on fal: {status.error}")
+            self.journal.mark_failed(key, f"the {self.backend.label} backend reported an error: {status.error}")
+            raise GenerationFailed(f"{endpoint}: {request_id} failed on the {self.backend.label} backend: {status.error}")
         result = await self._retry(f"result {request_id}", lambda: self.backend.result(endpoint, request_id))
         files = await self._download_all(result, request_id)
         flagged = any(result.get("has_nsfw_concepts") or [])

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .generate import Request
-from .prompts import caption, pose_prompt, reference_prompt
+from .prompts import pose_prompt, reference_prompt
 from .spec import CharacterSpec
 
 REFERENCE_SIZE = "square_hd"  # 1024x1024: fal's trainer wants images of at least 1024 px
@@ -38,7 +38,7 @@ def training_request(spec: CharacterSpec, dataset_zip: Path) -> Request:
             "image_data_url": "",
             "steps": spec.training.steps,
             "learning_rate": spec.training.learning_rate,
-            "default_caption": caption(spec, next(iter(spec.views))),
+            "default_caption": spec.trigger_word,  # only for images without a caption file
             "output_lora_format": "fal",
         },
         files={"image_data_url": Path(dataset_zip)},

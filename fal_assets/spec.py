@@ -45,7 +45,6 @@ HEX_RE = re.compile(r"^#[0-9A-Fa-f]{6}$")
 ENDPOINT_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)+$")
 ARG_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 
-STANCES = ("standing", "crouch", "sit", "lying", "airborne")
 IMAGE_SIZE_PRESETS = (
     "square_hd",
     "square",
@@ -205,9 +204,15 @@ Endpoint = Annotated[str, BeforeValidator(_endpoint)]
 ImageSize = Annotated[Any, PlainValidator(lambda value: _image_size(value))]
 Seed = Annotated[int, Strict(), Field(ge=0, le=SEED_MAX)]
 Stance = Literal["standing", "crouch", "sit", "lying", "airborne"]
+STANCES: tuple[str, ...] = get_args(Stance)
 
 
 def _profile_args(value: dict[str, Any]) -> dict[str, Any]:
+    for key, item in value.items():
+        try:
+            json.dumps(item, allow_nan=False)
+        except (TypeError, ValueError):
+            raise _fail("arg", f"{_shown(item)} cannot be sent to fal; use text, numbers, true/false, lists or mappings", key) from None
     if "image_size" in value:
         value["image_size"] = _image_size(value["image_size"], "image_size")
     return value

@@ -7,11 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from pydantic import ValidationError
+
 from fal_assets.errors import InvalidInput
 from fal_assets.spec import (
     DEFAULT_PROFILES,
     DEFAULT_VIEWS,
     SEED_MAX,
+    STANCES,
     CharacterSpec,
     load_spec,
     load_specs,
@@ -90,6 +93,7 @@ BAD_SPECS = [
     ("size-missing-height", BASE + "image_size: {width: 768}\n", "image_size", ["width and height"]),
     ("reserved-profile-arg", BASE + "profiles:\n  draft:\n    prompt: hi\n", "profiles.draft.prompt", ["set by the pipeline", "reserved"]),
     ("profile-size", BASE + "profiles:\n  final:\n    image_size: big\n", "profiles.final.image_size", ["not a size preset"]),
+    ("profile-date-value", BASE + "profiles:\n  draft:\n    seed_date: 2024-01-01\n", "profiles.draft.seed_date", ["cannot be sent to fal", "numbers"]),
     ("bad-profile-name", BASE + "profiles:\n  Final Cut: {}\n", "profiles.Final Cut", ["not a safe name"]),
     ("missing-references-dir", BASE + "references_dir: refs\n", "references_dir", ["'refs' not found", "existing folder"]),
     ("no-views", BASE + "views: {}\n", "views", ["at least one"]),
@@ -236,8 +240,16 @@ def test_unknown_profile_is_a_clear_error(tmp_path):
 
 def test_spec_is_immutable(tmp_path):
     spec = load_text(tmp_path, BASE)
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         spec.name = "other"
+
+
+def test_model_validate_outside_yaml_keeps_clear_messages():
+    data = {"name": "k", "trigger_word": "k_char", "description": "d", "style": "s", "poses": {"idle": "standing"}}
+    with pytest.raises(ValidationError) as caught:
+        CharacterSpec.model_validate({**data, "palette": {"plume": None}})
+    assert "an unquoted '#' starts a comment" in str(caught.value)
+    assert STANCES == ("standing", "crouch", "sit", "lying", "airborne")
 
 
 # --------------------------------------------------------------------------- folders
