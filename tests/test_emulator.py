@@ -9,10 +9,13 @@ from __future__ import annotations
 import base64
 import io
 import json
+import queue
 import subprocess
 import sys
 import textwrap
+import threading
 import zipfile
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import httpx
@@ -256,6 +259,8 @@ def test_cancel_while_queued_is_not_billed(fresh):
         b = await client.submit(ARGS["endpoint"], ARGS["arguments"])
         queued = st(await b.status())
         await b.cancel()
+        running = st(await a.status())
+        await a.cancel()  # in progress: the runner is asked, the emulated app finishes anyway
         after = st(await b.status())
         try:
             await b.get()
@@ -268,12 +273,14 @@ def test_cancel_while_queued_is_not_billed(fresh):
             late = None
         except fal_client.FalClientHTTPError as e:
             late = http_error(e)
-        return {"a": a.request_id, "queued": queued, "after": after, "b_result": b_result, "late": late}
+        return {"a": a.request_id, "queued": queued, "running": running, "after": after, "b_result": b_result,
+                "late": late}
         """,
         endpoint=PRO,
         arguments={"prompt": "cancel me", "image_size": SMALL},
     )
     assert out["queued"] == {"status": "IN_QUEUE", "position": 0}
+    assert out["running"] == {"status": "IN_PROGRESS"}
     assert out["after"]["status"] == "COMPLETED" and out["after"]["error_type"] == "request_cancelled"
     assert out["b_result"]["status_code"] == 400
     assert out["late"] == {"status_code": 400, "body": {"status": "ALREADY_COMPLETED"}, "error_type": None}
@@ -293,6 +300,39 @@ def test_auth_and_unknown_ids(fresh):
     ledger = fresh.ledger()
     assert (ledger["submitted"], ledger["submit_attempts"]) == (0, 1)
     assert "whatever" not in fresh.log_text()
+
+
+def test_webhook_receives_the_result(fresh):
+    received: queue.Queue[dict] = queue.Queue()
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.put(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        request_id = run_client(
+            fresh,
+            """
+            handle = await client.submit(ARGS["endpoint"], ARGS["arguments"], webhook_url=ARGS["hook"])
+            await handle.get()
+            return handle.request_id
+            """,
+            endpoint=PRO,
+            arguments={"prompt": "hooked", "image_size": SMALL},
+            hook=f"http://127.0.0.1:{server.server_port}/done",
+        )
+        payload = received.get(timeout=10)
+    finally:
+        server.shutdown()
+    assert payload["request_id"] == request_id and payload["status"] == "OK"
+    assert payload["payload"]["prompt"] == "hooked" and len(payload["payload"]["images"]) == 1
 
 
 def test_nsfw_fault_completes_billed_with_a_black_image(fresh):

@@ -69,6 +69,6 @@ def run_emulator(
     hang_seconds: float = 60.0,
 ) -> None:
     """Serve in the foreground until Ctrl-C/SIGTERM; prints the three env lines, then ``ready``."""
-    from .server import run_emulator as run
+    from .runner import run_emulator as run
 
     run(port, latency, concurrency, faults, seed, cert_dir, host, stdout, hang_seconds=hang_seconds)

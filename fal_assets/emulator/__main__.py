@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cert-dir", type=Path, default=None, help="keep (and reuse) the test CA here")
     parser.add_argument("--hang-seconds", type=float, default=60.0, help="how long a 'hang' fault holds a request")
     args = parser.parse_args(argv)
-    from .server import run_emulator
+    from .runner import run_emulator
 
     try:
         run_emulator(

@@ -21,6 +21,11 @@ def _faults_arg(faults: str | Mapping[str, float]) -> str:
     return str(faults)
 
 
+def _no_proxy_for_loopback(env: dict[str, str]) -> None:
+    current = env.get("NO_PROXY") or env.get("no_proxy")
+    env["NO_PROXY"] = env["no_proxy"] = ",".join(p for p in (current, "127.0.0.1,localhost") if p)
+
+
 class EmulatorProcess:
     """Starts ``python -m fal_assets.emulator`` and waits for ``ready``.
 
@@ -64,6 +69,7 @@ class EmulatorProcess:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         env["PYTHONUNBUFFERED"] = "1"
+        _no_proxy_for_loopback(env)  # webhooks to 127.0.0.1 must not go through a proxy
         self.process = subprocess.Popen(
             self.args, stdout=subprocess.PIPE, stderr=self._log, stdin=subprocess.DEVNULL, text=True, env=env
         )
@@ -132,8 +138,7 @@ class EmulatorProcess:
         """An environment for a process that runs ``fal_client`` against this emulator."""
         env = dict(os.environ if base is None else base)
         env.update(self.env)
-        local = "127.0.0.1,localhost"
-        env["NO_PROXY"] = env["no_proxy"] = ",".join(p for p in (env.get("NO_PROXY"), local) if p)
+        _no_proxy_for_loopback(env)
         if fal_key is not None:
             env["FAL_KEY"] = fal_key
         return env

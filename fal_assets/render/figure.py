@@ -1,0 +1,594 @@
+"""The stylised figure: a skeleton posed by joint angles, turned into a display list
+of outlined, cel-shaded polygons in *head units* (the head is 1 unit tall, y grows
+downwards), then laid out on a canvas and drawn supersampled.
+
+Angles are in degrees in the image plane: 0 points straight down, positive turns
+towards +x (the way the figure faces). Limb ``a`` is the +x / near side one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+RGB = tuple[int, int, int]
+OUTLINE: RGB = (30, 26, 40)
+LIGHT = np.array([-0.6, -0.8])  # light comes from the upper left
+
+
+@dataclass(frozen=True)
+class PoseSpec:
+    arm_a: tuple[float, float]
+    arm_b: tuple[float, float]
+    leg_a: tuple[float, float]
+    leg_b: tuple[float, float]
+    view: str
+    lean: float = 0.0
+    tilt: float = 0.0
+    lift: float = 0.0
+    hands: str = "open"  # open | fist | weapon
+    flow: str = "down"  # where loose hair and capes stream: down | back | up
+    mood: str | None = None
+
+
+POSE_TABLE: dict[str, PoseSpec] = {
+    "idle": PoseSpec((13, 7), (-13, -7), (4, 2), (-4, -2), "front"),
+    "run": PoseSpec((-48, 40), (42, 128), (52, -8), (-34, -100), "side", lean=12, hands="fist", flow="back"),
+    "jump": PoseSpec((150, 168), (-55, -15), (82, -6), (38, -62), "three_quarter", lean=4, lift=0.9, hands="fist", flow="up", mood="happy"),
+    "wave": PoseSpec((128, 168), (-13, -7), (5, 2), (-4, -2), "front", tilt=-6, mood="happy"),
+    "crouch": PoseSpec((38, -22), (-38, 22), (64, -10), (-64, 10), "front", hands="fist"),
+    "sit": PoseSpec((72, 118), (-38, -18), (122, 22), (110, 12), "three_quarter", lean=-10),
+    "attack": PoseSpec((86, 90), (-28, 75), (32, 4), (-36, -28), "side", lean=10, hands="weapon", flow="back", mood="fierce"),
+    "kick": PoseSpec((-60, -28), (48, 125), (95, 92), (-10, -4), "side", lean=-18, hands="fist", flow="back", mood="fierce"),
+    "victory": PoseSpec((150, 174), (-150, -174), (10, 4), (-10, -4), "front", tilt=0, hands="fist", mood="happy"),
+}
+
+# view -> (torso width scale, shoulder/hip spread of side a, of side b, face shift)
+_VIEWS = {
+    "front": (1.0, 1.0, -1.0, 0.0),
+    "three_quarter": (0.86, 0.8, -0.55, 0.3),
+    "side": (0.62, 0.14, -0.14, 0.62),
+    "back": (1.0, 1.0, -1.0, 0.0),
+}
+
+
+@dataclass(frozen=True)
+class Look:
+    """Who is drawn: colours per part and the proportions the seed and LoRAs settle."""
+
+    colours: dict[str, RGB]
+    hair_style: str = "short"
+    accessory: str | None = None
+    heads: float = 5.0
+    build: float = 1.0
+    head_scale: float = 1.0
+    shoulder: float = 1.0
+    limb: float = 1.0
+    leg: float = 1.0
+    visor: bool = False
+    gloves: bool = False
+    armored: bool = False
+    expression: str = "calm"
+    jitter: tuple[float, ...] = (0.0,) * 8
+
+
+@dataclass
+class Drawing:
+    """Display list in head units: (kind, points, colour, width) in paint order."""
+
+    ops: list[tuple[str, np.ndarray, RGB, float]] = field(default_factory=list)
+    lift: float = 0.0
+    head_top: float = 0.0
+    chest: float = 0.0
+    head_x: float = 0.0
+    ow: float = 0.045
+
+    def poly(self, pts: np.ndarray, colour: RGB) -> None:
+        self.ops.append(("poly", np.asarray(pts, float), colour, 0.0))
+
+    def line(self, pts: np.ndarray, colour: RGB, width: float) -> None:
+        self.ops.append(("line", np.asarray(pts, float), colour, width))
+
+    def bounds(self) -> tuple[float, float, float, float]:
+        allp = np.concatenate([p for _, p, _, _ in self.ops])
+        pad = np.array([max((w for _, _, _, w in self.ops), default=0.0) / 2] * 2)
+        lo, hi = allp.min(0) - pad, allp.max(0) + pad
+        return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
+
+    def mirrored(self) -> "Drawing":
+        flip = np.array([-1.0, 1.0])
+        out = Drawing([(k, p * flip, c, w) for k, p, c, w in self.ops], self.lift, self.head_top, self.chest, -self.head_x, self.ow)
+        return out
+
+
+# ---------------------------------------------------------------- geometry
+def _dir(angle: float) -> np.ndarray:
+    a = math.radians(angle)
+    return np.array([math.sin(a), math.cos(a)])
+
+
+def ellipse(c, rx: float, ry: float, rot: float = 0.0, n: int = 40, a0: float = 0.0, a1: float = 360.0) -> np.ndarray:
+    t = np.radians(np.linspace(a0, a1, n, endpoint=(a1 - a0) < 360))
+    pts = np.stack([rx * np.cos(t), ry * np.sin(t)], 1)
+    r = math.radians(rot)
+    m = np.array([[math.cos(r), math.sin(r)], [-math.sin(r), math.cos(r)]])
+    return pts @ m + np.asarray(c, float)
+
+
+def capsule(p0, p1, r0: float, r1: float, n: int = 10) -> np.ndarray:
+    p0, p1 = np.asarray(p0, float), np.asarray(p1, float)
+    d = p1 - p0
+    a = math.degrees(math.atan2(d[1], d[0])) if np.hypot(*d) > 1e-9 else 90.0
+    t1 = np.radians(np.linspace(a - 90, a + 90, n))
+    t0 = np.radians(np.linspace(a + 90, a + 270, n))
+    end = p1 + r1 * np.stack([np.cos(t1), np.sin(t1)], 1)
+    start = p0 + r0 * np.stack([np.cos(t0), np.sin(t0)], 1)
+    return np.concatenate([end, start])
+
+
+def bezier(p0, p1, p2, n: int = 14) -> np.ndarray:
+    t = np.linspace(0, 1, n)[:, None]
+    return (1 - t) ** 2 * np.asarray(p0) + 2 * (1 - t) * t * np.asarray(p1) + t**2 * np.asarray(p2)
+
+
+def ribbon(path: np.ndarray, w0: float, w1: float) -> np.ndarray:
+    """A tapered band along a path (width w0 at the start, w1 at the end)."""
+    d = np.gradient(path, axis=0)
+    nrm = np.stack([-d[:, 1], d[:, 0]], 1) / np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-9)[:, None]
+    w = np.linspace(w0, w1, len(path))[:, None] / 2
+    return np.concatenate([path + nrm * w, (path - nrm * w)[::-1]])
+
+
+def shade(c: RGB, f: float = 0.74) -> RGB:
+    return tuple(int(round(v * f)) for v in c)  # type: ignore[return-value]
+
+
+def lighten(c: RGB, f: float) -> RGB:
+    return tuple(int(round(v + (255 - v) * f)) for v in c)  # type: ignore[return-value]
+
+
+def _dark(c: RGB) -> bool:
+    return 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2] < 60
+
+
+# ---------------------------------------------------------------- parts
+class _Painter:
+    def __init__(self, look: Look, d: Drawing):
+        self.look, self.d, self.ow = look, d, d.ow
+
+    def limb(self, p0, p1, r0, r1, colour: RGB, far: bool = False) -> None:
+        c = shade(colour, 0.86) if far else colour
+        self.d.poly(capsule(p0, p1, r0 + self.ow, r1 + self.ow), OUTLINE)
+        if _dark(c):
+            self.d.poly(capsule(p0, p1, r0, r1), c)
+            off = LIGHT * 0.45 * min(r0, r1)
+            self.d.poly(capsule(np.add(p0, off), np.add(p1, off), r0 * 0.3, r1 * 0.3), lighten(c, 0.16))
+        else:
+            self.d.poly(capsule(p0, p1, r0, r1), shade(c))
+            off = LIGHT * 0.28 * min(r0, r1)
+            self.d.poly(capsule(np.add(p0, off), np.add(p1, off), r0 * 0.74, r1 * 0.74), c)
+
+    def blob(self, c, rx, ry, colour: RGB, rot: float = 0.0, far: bool = False) -> None:
+        col = shade(colour, 0.86) if far else colour
+        self.d.poly(ellipse(c, rx + self.ow, ry + self.ow, rot), OUTLINE)
+        self.d.poly(ellipse(c, rx, ry, rot), col if _dark(col) else shade(col))
+        if not _dark(col):
+            self.d.poly(ellipse(np.add(c, LIGHT * 0.12 * min(rx, ry)), rx * 0.86, ry * 0.86, rot), col)
+
+    def shape(self, pts: np.ndarray, colour: RGB, lit: np.ndarray | None = None) -> None:
+        self.d.line(np.concatenate([pts, pts[:1]]), OUTLINE, 2 * self.ow)
+        self.d.poly(pts, OUTLINE)
+        if lit is None or _dark(colour):
+            self.d.poly(pts, colour)
+        else:
+            self.d.poly(pts, shade(colour))
+            self.d.poly(lit, colour)
+
+    def stroke(self, pts, colour: RGB, width: float, dots: bool = True) -> None:
+        self.d.line(np.asarray(pts), colour, width)
+        if dots:
+            for p in (pts[0], pts[-1]):
+                self.d.poly(ellipse(p, width * 1.3, width * 1.3, n=12), colour)
+
+
+@dataclass
+class _Skeleton:
+    pelvis: np.ndarray
+    chest: np.ndarray
+    up: np.ndarray
+    side: np.ndarray
+    head: np.ndarray
+    head_rot: float
+    shoulders: dict[str, np.ndarray]
+    elbows: dict[str, np.ndarray]
+    hands: dict[str, np.ndarray]
+    hips: dict[str, np.ndarray]
+    knees: dict[str, np.ndarray]
+    ankles: dict[str, np.ndarray]
+
+
+def _dims(look: Look) -> dict[str, float]:
+    T, bw = look.heads, look.build
+    below = T - 1.2
+    sw = (0.36 + 0.045 * T) * bw * look.shoulder
+    return {
+        "rx": 0.44 * look.head_scale * (1 + 0.06 * max(0.0, 5 - T)),
+        "ry": 0.5 * look.head_scale,
+        "neck": 0.16,
+        "torso": 0.38 * below,
+        "sw": sw,
+        "ww": sw * 0.72,
+        "hw": sw * 0.84,
+        "upper": 0.2 * below,
+        "fore": 0.185 * below,
+        "thigh": (0.62 * below * look.leg - 0.12) / 2,
+        "shin": (0.62 * below * look.leg - 0.12) / 2,
+        "arm_r": 0.1 * bw * look.limb,
+        "leg_r": 0.15 * bw * look.limb,
+        "hand": 0.11 + 0.01 * bw,
+    }
+
+
+def _skeleton(look: Look, pose: PoseSpec, view: str, dm: dict[str, float]) -> _Skeleton:
+    j = look.jitter
+    torso_w, spread_a, spread_b, _ = _VIEWS[view]
+    lean = pose.lean + 2.5 * j[0]
+    up = -_dir(-lean)  # unit vector from pelvis towards the chest
+    side = np.array([-up[1], up[0]])  # +x across the body
+    if side[0] < 0:
+        side = -side
+    pelvis = np.zeros(2)
+    chest = pelvis + up * dm["torso"]
+    neck_top = chest + up * dm["neck"]
+    head_rot = lean + pose.tilt + 3 * j[1]
+    head = neck_top + up * (dm["ry"] * 0.86)
+    shoulders = {
+        "a": chest + side * dm["sw"] * spread_a * 0.84 - up * 0.1,
+        "b": chest + side * dm["sw"] * spread_b * 0.84 - up * 0.1,
+    }
+    hips = {
+        "a": pelvis + side * dm["hw"] * spread_a * 0.5,
+        "b": pelvis + side * dm["hw"] * spread_b * 0.5,
+    }
+    elbows, hands, knees, ankles = {}, {}, {}, {}
+    for k, (key, limb) in enumerate((("a", pose.arm_a), ("b", pose.arm_b))):
+        u_ang, l_ang = limb[0] + 4 * j[2 + k], limb[1] + 4 * j[4 + k]
+        elbows[key] = shoulders[key] + _dir(u_ang) * dm["upper"]
+        hands[key] = elbows[key] + _dir(l_ang) * dm["fore"]
+    for k, (key, limb) in enumerate((("a", pose.leg_a), ("b", pose.leg_b))):
+        t_ang, s_ang = limb[0] + 3 * j[6 + k], limb[1] + 3 * j[6 + k]
+        knees[key] = hips[key] + _dir(t_ang) * dm["thigh"]
+        ankles[key] = knees[key] + _dir(s_ang) * dm["shin"]
+    del torso_w
+    return _Skeleton(pelvis, chest, up, side, head, head_rot, shoulders, elbows, hands, hips, knees, ankles)
+
+
+def _torso(p: _Painter, sk: _Skeleton, dm, view: str, col: dict[str, RGB]) -> None:
+    tw = _VIEWS[view][0]
+    sw, ww, hw, tl = dm["sw"] * tw, dm["ww"] * tw, dm["hw"] * tw, dm["torso"]
+    local = np.array([
+        (-sw * 0.78, -0.06), (-sw, 0.06), (-sw * 0.95, 0.3), (-ww, 0.55 * tl), (-hw, 0.9 * tl), (-hw * 0.92, tl + 0.12),
+        (0.0, tl + 0.16), (hw * 0.92, tl + 0.12), (hw, 0.9 * tl), (ww, 0.55 * tl), (sw * 0.95, 0.3), (sw, 0.06), (sw * 0.78, -0.06),
+        (0.0, -0.1),
+    ])
+
+    def to_world(pts):
+        pts = np.asarray(pts, float)
+        return sk.chest + pts[:, :1] * sk.side - pts[:, 1:2] * sk.up
+
+    lit = local.copy()
+    lit[lit[:, 0] > 0, 0] *= 0.62
+    p.shape(to_world(local), col["outfit"], to_world(lit))
+    if p.look.armored:  # chest plate
+        plate = np.array([(-sw * 0.7, 0.12), (sw * 0.7, 0.12), (sw * 0.6, 0.5 * tl), (0, 0.6 * tl), (-sw * 0.6, 0.5 * tl)])
+        plate_lit = plate.copy()
+        plate_lit[plate_lit[:, 0] > 0, 0] *= 0.6
+        p.shape(to_world(plate), col["trim"], to_world(plate_lit))
+    # circuit lines / stripes in the accent colour
+    w = 0.045
+    p.stroke(to_world([(0.16 * sw, 0.2), (0.16 * sw, 0.42 * tl), (0.5 * sw, 0.52 * tl), (0.5 * sw, 0.72 * tl)]), col["accent"], w)
+    p.stroke(to_world([(-0.22 * sw, 0.24), (-0.52 * sw, 0.36 * tl), (-0.52 * sw, 0.66 * tl)]), col["accent"], w)
+    # belt with a buckle
+    belt = np.array([(-hw * 0.98, 0.8 * tl), (hw * 0.98, 0.8 * tl), (hw * 1.0, 0.8 * tl + 0.13), (-hw * 1.0, 0.8 * tl + 0.13)])
+    p.shape(to_world(belt), col["trim"])
+    bx = 0.0 if view in ("front", "back") else 0.45 * hw
+    if view != "back":
+        p.d.poly(to_world([(bx - 0.08, 0.8 * tl + 0.02), (bx + 0.08, 0.8 * tl + 0.02), (bx + 0.08, 0.8 * tl + 0.11), (bx - 0.08, 0.8 * tl + 0.11)]), col["accent"])
+
+
+def _arm(p: _Painter, sk: _Skeleton, dm, key: str, col, far: bool, hands: str) -> None:
+    s, e, h = sk.shoulders[key], sk.elbows[key], sk.hands[key]
+    r = dm["arm_r"]
+    p.limb(s, e, r * 1.1, r * 0.92, col["outfit"], far)
+    p.limb(e, h, r * 0.92, r * 0.8, col["outfit"], far)
+    p.d.line(np.array([s + (e - s) * 0.2, e - (e - s) * 0.1]), shade(col["accent"], 0.86) if far else col["accent"], 0.04)
+    fore = (h - e) / max(np.hypot(*(h - e)), 1e-9)
+    p.limb(h - fore * 0.16, h - fore * 0.05, r * 0.9, r * 0.9, col["trim"], far)
+    hand_col = col["trim"] if p.look.gloves else col["skin"]
+    size = dm["hand"] * (0.95 if hands == "fist" else 1.05)
+    p.blob(h + fore * 0.07, size, size * (0.9 if hands == "fist" else 1.1), hand_col, rot=-math.degrees(math.atan2(fore[0], fore[1])), far=far)
+    if p.look.armored:
+        up_dir = (e - s) / max(np.hypot(*(e - s)), 1e-9)
+        p.blob(s + up_dir * 0.08, r * 1.75, r * 1.35, col["trim"], rot=-math.degrees(math.atan2(up_dir[0], up_dir[1])) + 90, far=far)
+
+
+def _leg(p: _Painter, sk: _Skeleton, dm, key: str, col, far: bool, view: str, facing_side: bool) -> None:
+    hip, knee, ankle = sk.hips[key], sk.knees[key], sk.ankles[key]
+    r = dm["leg_r"]
+    p.limb(hip, knee, r, r * 0.8, col["outfit"], far)
+    p.limb(knee, ankle, r * 0.8, r * 0.62, col["outfit"], far)
+    p.d.line(np.array([hip + (knee - hip) * 0.25, knee - (knee - hip) * 0.1]), shade(col["accent"], 0.86) if far else col["accent"], 0.04)
+    shin = ankle - knee
+    p.limb(knee + shin * 0.45, ankle, r * 0.76, r * 0.72, col["trim"], far)  # boot shaft
+    if facing_side:
+        toe = np.array([0.13, 0.06])
+        p.blob(ankle + toe, 0.2, 0.1, col["trim"], rot=0, far=far)
+    else:
+        p.blob(ankle + np.array([0.0, 0.06]), 0.13, 0.1, col["trim"], far=far)
+    if p.look.armored:
+        p.blob(knee, r * 0.85, r * 0.75, col["trim"], far=far)
+
+
+def _head_local(sk: _Skeleton, pts) -> np.ndarray:
+    r = math.radians(sk.head_rot)
+    m = np.array([[math.cos(r), math.sin(r)], [-math.sin(r), math.cos(r)]])
+    return np.asarray(pts, float) @ m + sk.head
+
+
+def _hair(p: _Painter, sk: _Skeleton, dm, view: str, flow: str, front: bool) -> None:
+    look, col = p.look, p.look.colours["hair"]
+    rx, ry = dm["rx"], dm["ry"]
+    style = look.hair_style
+    if style == "bald":
+        return
+    if not front:
+        tails: list[tuple[np.ndarray, float]] = []
+        back_x = {"front": 0.0, "three_quarter": -0.55, "side": -0.85, "back": 0.0}[view]
+        if style in ("ponytail", "braid"):
+            root = np.array([back_x * rx, -0.9 * ry if style == "ponytail" else 0.4 * ry])
+            if view == "front":
+                root = np.array([0.35 * rx, -0.95 * ry])
+            end = {"down": (root[0] + (1.1 if view == "front" else -0.5) * rx, 1.6 * ry),
+                   "back": (root[0] - 2.6 * rx, 0.2 * ry), "up": (root[0] - 1.2 * rx, -2.1 * ry)}[flow]
+            ctrl = ((root[0] + end[0]) / 2 + (0.9 * rx if view == "front" else -0.7 * rx), root[1] - 0.3 * ry)
+            tails.append((bezier(root, ctrl, end), 0.36))
+        elif style == "twintails":
+            for sgn in (-1, 1):
+                root = np.array([sgn * 0.85 * rx, -0.55 * ry])
+                end = {"down": (sgn * 1.6 * rx, 1.5 * ry), "back": (-2.2 * rx, 0.4 * ry + sgn * 0.3), "up": (sgn * 1.5 * rx, -1.6 * ry)}[flow]
+                tails.append((bezier(root, (sgn * 1.7 * rx, -0.4 * ry), end), 0.3))
+        elif style == "long":
+            band = np.array([(-1.08 * rx, -0.2 * ry), (1.08 * rx, -0.2 * ry), (1.18 * rx, 2.6 * ry), (-1.18 * rx, 2.6 * ry)])
+            if flow == "back":
+                band[2:, 0] -= 0.9 * rx
+            p.shape(_head_local(sk, band), shade(col, 0.86))
+        elif style == "bun":
+            p.blob(_head_local(sk, [(back_x * rx * 0.6, -1.02 * ry)])[0], 0.42 * rx, 0.38 * rx, col)
+        for path, w in tails:
+            band = _head_local(sk, ribbon(path, w, 0.05))
+            p.shape(band, col, None)
+            p.d.poly(_head_local(sk, ribbon(path[1:-3], w * 0.35, 0.02)) + LIGHT * 0.03, lighten(col, 0.22))
+            tie = _head_local(sk, [path[0]])[0]
+            p.blob(tie, 0.11, 0.11, shade(p.look.colours["trim"], 0.7))
+        return
+    # the cap over the head, with a fringe
+    big_rx, big_ry = rx * 1.1, ry * 1.08
+    top = ellipse((0, 0), big_rx, big_ry, a0=180, a1=360, n=24)
+    if view == "back":
+        cap = ellipse((0, 0.04), big_rx, big_ry * 1.02, n=40)
+    else:
+        shift = _VIEWS[view][3]
+        hang = 0.35 if style in ("bob", "long") else 0.05
+        back_hang = {"front": hang, "three_quarter": max(hang, 0.4), "side": max(hang, 0.6)}[view]
+        fringe = [(big_rx, hang * ry)]
+        n_spikes = 4
+        left = -big_rx
+        right = big_rx * (1 - shift * 0.9)
+        xs = np.linspace(right, left + shift * 0.4 * rx, n_spikes * 2 + 1)
+        for i, x in enumerate(xs):
+            fringe.append((x, (-0.05 if i % 2 else -0.32) * ry))
+        fringe.append((-big_rx, back_hang * ry))
+        cap = np.concatenate([top, np.array(fringe)])
+        cap = np.concatenate([cap[:1] * 0 + [-big_rx, back_hang * ry], cap])
+    if style == "spiky":
+        spikes = []
+        for k, a in enumerate(np.linspace(200, 340, 6)):
+            base = np.array([math.cos(math.radians(a)), math.sin(math.radians(a))])
+            spikes.append(np.array([base * [big_rx, big_ry] * 0.8 + base[::-1] * [0.12, -0.12], base * [big_rx, big_ry] * 1.45, base * [big_rx, big_ry] * 0.8 - base[::-1] * [0.12, -0.12]]))
+        for sp in spikes:
+            p.shape(_head_local(sk, sp), col)
+    p.shape(_head_local(sk, cap), col)
+    shine = ellipse((-0.25 * rx, -0.72 * ry), 0.45 * rx, 0.12 * ry, rot=-18, n=18)
+    p.d.poly(_head_local(sk, shine), lighten(col, 0.28))
+
+
+def _head(p: _Painter, sk: _Skeleton, dm, view: str, mood: str) -> None:
+    rx, ry = dm["rx"], dm["ry"]
+    skin = p.look.colours["skin"]
+    p.d.poly(_head_local(sk, ellipse((0, 0), rx + p.ow, ry + p.ow)), OUTLINE)
+    p.d.poly(_head_local(sk, ellipse((0, 0), rx, ry)), shade(skin, 0.84))
+    p.d.poly(_head_local(sk, ellipse((-0.06 * rx, -0.03 * ry), rx * 0.93, ry * 0.96)), skin)
+    if view == "back":
+        return
+    shift = _VIEWS[view][3] * rx
+    eyes_col = p.look.colours["eyes"]
+    if p.look.visor:
+        x0 = -0.98 * rx + (shift * 1.4 if view == "side" else shift * 0.6)
+        x1 = 1.0 * rx + shift * 0.12
+        band = np.array([(x0, -0.02 * ry), (x1, -0.06 * ry), (x1 + 0.02, 0.34 * ry), (x0 + 0.06, 0.34 * ry)])
+        p.shape(_head_local(sk, band), eyes_col)
+        glow = np.array([(x0 + 0.12, 0.04 * ry), (x1 - 0.08, 0.02 * ry)])
+        p.d.line(_head_local(sk, glow), lighten(eyes_col, 0.55), 0.05)
+    else:
+        xs = [0.4 * rx + shift] if view == "side" else [-0.38 * rx + shift * 0.8, 0.38 * rx + shift]
+        for i, x in enumerate(xs):
+            w = 0.13 * rx * (0.7 if view == "three_quarter" and i == 0 else 1.0)
+            p.d.poly(_head_local(sk, ellipse((x, 0.16 * ry), w, 0.21 * ry, n=20)), OUTLINE)
+            p.d.poly(_head_local(sk, ellipse((x, 0.19 * ry), w * 0.7, 0.14 * ry, n=16)), eyes_col)
+            p.d.poly(_head_local(sk, ellipse((x - w * 0.3, 0.08 * ry), w * 0.32, w * 0.32, n=10)), (255, 255, 255))
+            if mood == "fierce":
+                p.d.line(_head_local(sk, [(x - w * 1.3, -0.1 * ry), (x + w * 1.2, 0.0)]), OUTLINE, 0.05)
+    mx = 0.55 * rx if view == "side" else shift
+    if mood == "happy":
+        mouth = ellipse((mx, 0.5 * ry), 0.17 * rx, 0.13 * ry, a0=0, a1=180, n=12)
+        p.d.poly(_head_local(sk, mouth), (120, 40, 60))
+    else:
+        mouth = ellipse((mx, 0.44 * ry), 0.13 * rx, 0.08 * ry, a0=20, a1=160, n=10)
+        p.d.line(_head_local(sk, mouth), OUTLINE, 0.035)
+
+
+def _gear(p: _Painter, sk: _Skeleton, dm, view: str, flow: str, stage: str) -> None:
+    acc, col = p.look.accessory, p.look.colours
+    if acc is None:
+        return
+    gear = col["gear"]
+    tl = dm["torso"]
+    if acc == "sword" and stage == "back":
+        a = sk.chest + sk.side * dm["sw"] * 0.7 + sk.up * 0.45
+        b = sk.pelvis - sk.side * dm["hw"] * 0.6 + sk.up * 0.1
+        p.limb(a + (b - a) * 0.28, b, 0.08, 0.07, gear)
+        p.limb(a, a + (b - a) * 0.26, 0.05, 0.05, OUTLINE)
+        p.blob(a + (b - a) * 0.27, 0.12, 0.05, col["trim"], rot=math.degrees(math.atan2(*(b - a)[::-1])))
+    elif acc == "backpack" and stage == "back":
+        off = {"front": 0.0, "three_quarter": -0.2, "side": -0.34, "back": 0.0}[view]
+        c = sk.chest - sk.up * (0.42 * tl) + sk.side * off
+        p.blob(c, dm["sw"] * (0.95 if view in ("front", "back") else 0.7), 0.42 * tl + 0.1, gear, rot=0)
+    elif acc == "cape" and stage == "back":
+        sway = {"down": 0.15, "back": -1.4, "up": -0.6}[flow]
+        cape = np.array([sk.chest + sk.side * dm["sw"] * 0.8, sk.chest - sk.side * dm["sw"] * 0.8,
+                         sk.pelvis - sk.up * 1.5 - sk.side * (dm["sw"] * 1.2 - sway), sk.pelvis - sk.up * 1.6 + sk.side * (dm["sw"] * 1.2 + sway)])
+        p.shape(cape, shade(gear, 0.9))
+    elif acc == "scarf" and stage == "neck":
+        neck = sk.chest + sk.up * 0.08
+        p.limb(neck - sk.side * dm["sw"] * 0.55, neck + sk.side * dm["sw"] * 0.55, 0.12, 0.12, gear)
+        tail_dir = {"down": np.array([0.35, 1.0]), "back": np.array([-1.0, 0.15]), "up": np.array([-0.7, -0.6])}[flow]
+        start = neck + sk.side * dm["sw"] * 0.3
+        p.shape(ribbon(bezier(start, start + tail_dir * 0.45 + [0.0, 0.1], start + tail_dir * 0.9), 0.2, 0.14), gear)
+    elif acc == "headphones" and stage == "head":
+        band = _head_local(sk, ellipse((0, 0), dm["rx"] * 1.2, dm["ry"] * 1.16, a0=190, a1=350, n=16))
+        p.d.line(band, OUTLINE, 0.12)
+        p.d.line(band, gear, 0.06)
+        ear_x = {"front": (-1.05, 1.05), "three_quarter": (-0.2,), "side": (-0.1,), "back": (-1.05, 1.05)}[view]
+        for x in ear_x:
+            p.blob(_head_local(sk, [(x * dm["rx"], 0.05)])[0], 0.13, 0.2, gear)
+
+
+def _held_sword(p: _Painter, sk: _Skeleton, key: str) -> None:
+    e, h = sk.elbows[key], sk.hands[key]
+    d = (h - e) / max(np.hypot(*(h - e)), 1e-9)
+    blade_dir = (d + np.array([0.0, -0.9])) / np.hypot(*(d + np.array([0.0, -0.9])))
+    tip = h + blade_dir * 1.7
+    p.limb(h + blade_dir * 0.15, tip, 0.06, 0.02, (216, 222, 233))
+    p.blob(h + blade_dir * 0.12, 0.06, 0.16, p.look.colours["trim"], rot=-math.degrees(math.atan2(blade_dir[0], blade_dir[1])) + 90)
+
+
+def draw_figure(look: Look, pose_name: str, view: str | None = None, facing: int = 1) -> Drawing:
+    """The figure in ``pose_name`` as a display list in head units (pelvis at the origin)."""
+    pose = POSE_TABLE[pose_name]
+    view = view or pose.view
+    mood = pose.mood or look.expression
+    if look.expression != "calm":
+        mood = look.expression
+    dm = _dims(look)
+    sk = _skeleton(look, pose, view, dm)
+    d = Drawing()
+    p = _Painter(look, d)
+    col = look.colours
+    side_view = view in ("side", "three_quarter")
+    hands = pose.hands
+    hold_sword = hands == "weapon" and look.accessory == "sword"
+
+    if view != "back":
+        _hair(p, sk, dm, view, pose.flow, front=False)
+        _gear(p, sk, dm, view, pose.flow, "back")
+    if side_view:
+        _arm(p, sk, dm, "b", col, True, hands if hands != "weapon" else "fist")
+        _leg(p, sk, dm, "b", col, True, view, True)
+    else:
+        _leg(p, sk, dm, "b", col, False, view, False)
+        _leg(p, sk, dm, "a", col, False, view, False)
+    p.limb(sk.chest, sk.chest + sk.up * (dm["neck"] + 0.1), 0.1, 0.1, col["skin"])
+    _torso(p, sk, dm, view, col)
+    if side_view:
+        _leg(p, sk, dm, "a", col, False, view, True)
+    if view == "back":
+        _head(p, sk, dm, view, mood)
+        _hair(p, sk, dm, view, pose.flow, front=True)
+        _hair(p, sk, dm, view, pose.flow, front=False)
+        _gear(p, sk, dm, view, pose.flow, "back")
+    _gear(p, sk, dm, view, pose.flow, "neck")
+    if view != "back":
+        _head(p, sk, dm, view, mood)
+        _hair(p, sk, dm, view, pose.flow, front=True)
+    _gear(p, sk, dm, view, pose.flow, "head")
+    if not side_view:
+        _arm(p, sk, dm, "b", col, False, "fist" if hands == "weapon" else hands)
+    if hold_sword:
+        _held_sword(p, sk, "a")
+    _arm(p, sk, dm, "a", col, False, "fist" if hands == "weapon" else hands)
+
+    d.lift = pose.lift
+    hp = _head_local(sk, [(0, -dm["ry"])])[0]
+    d.head_top, d.head_x = float(hp[1]) - d.ow, float(sk.head[0])
+    d.chest = float(sk.chest[1] + 0.55 * dm["torso"])
+    return d.mirrored() if facing < 0 else d
+
+
+# ---------------------------------------------------------------- raster
+def layout(d: Drawing, idle: Drawing, width: int, height: int, close_up: bool) -> tuple[float, float, float]:
+    """Scale (px per head unit) and the pixel position of the unit origin."""
+    margin = max(2.0, 0.045 * min(width, height))
+    x0, y0, x1, y1 = d.bounds()
+    if close_up:
+        roi_h = d.chest - d.head_top
+        s = min(0.86 * height / roi_h, 0.9 * width / max(x1 - x0, 1e-6) * 2.2)
+        return s, width / 2 - s * d.head_x, 0.07 * height - s * d.head_top
+    ix0, iy0, ix1, iy1 = idle.bounds()
+    idle_h = iy1 - iy0
+    s = min(0.76 * height / idle_h, (width - 2 * margin) / max(ix1 - ix0, 0.42 * idle_h))
+    ground_px = height / 2 + 0.5 * idle_h * s
+    ground_u = y1 + d.lift
+    if ground_u - y0 > 0:
+        s = min(s, (ground_px - margin) / (ground_u - y0))
+    s = min(s, (width - 2 * margin) / max(x1 - x0, 1e-6))
+    ox = width / 2 - s * (x0 + x1) / 2
+    oy = ground_px - s * ground_u
+    return s, ox, oy
+
+
+def rasterise(d: Drawing, width: int, height: int, scale: float, ox: float, oy: float) -> Image.Image:
+    """Draw the display list supersampled; returns a transparent RGBA layer of the canvas size."""
+    x0, y0, x1, y1 = d.bounds()
+    bx0 = max(0, int(math.floor(ox + scale * x0)) - 2)
+    by0 = max(0, int(math.floor(oy + scale * y0)) - 2)
+    bx1 = min(width, int(math.ceil(ox + scale * x1)) + 2)
+    by1 = min(height, int(math.ceil(oy + scale * y1)) + 2)
+    layer = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+    if bx1 <= bx0 or by1 <= by0:
+        return layer
+    area = (bx1 - bx0) * (by1 - by0)
+    ss = 4 if area < 150_000 else 3 if area < 700_000 else 2
+    region = Image.new("RGBA", ((bx1 - bx0) * ss, (by1 - by0) * ss), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(region)
+    k = scale * ss
+    shift = np.array([(ox - bx0) * ss, (oy - by0) * ss])
+    for kind, pts, colour, w in d.ops:
+        xy = pts * k + shift
+        flat = [tuple(p) for p in xy.round(2).tolist()]
+        fill = (*colour, 255)
+        if kind == "poly":
+            if len(flat) >= 3:
+                draw.polygon(flat, fill=fill)
+        else:
+            width_px = max(1, int(round(w * k)))
+            draw.line(flat, fill=fill, width=width_px, joint="curve")
+            if width_px > 3:
+                r = width_px / 2
+                for x, y in (flat[0], flat[-1]):
+                    draw.ellipse((x - r, y - r, x + r, y + r), fill=fill)
+    small = region.resize((bx1 - bx0, by1 - by0), Image.Resampling.LANCZOS)
+    layer.paste(small, (bx0, by0))
+    return layer
