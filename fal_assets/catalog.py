@@ -175,6 +175,9 @@ class EndpointSpec(_Frozen):
         for key in ("image_url", "image_urls"):
             if key in p and (self.image_input is None or self.image_input.key != key):
                 raise ValueError(f"parameter {key} needs an image_input entry")
+        sized = [k for k, v in p.items() if v.type == "image_size"]
+        if sized and (sized != ["image_size"] or self.output_size is None or self.output_size.mode != "image_size"):
+            raise ValueError("an image_size parameter needs output_size mode image_size")
         if (self.lora is None) != ("loras" not in p):
             raise ValueError("a loras parameter and a lora entry go together")
         if self.output_kind == "lora":

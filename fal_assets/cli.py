@@ -15,7 +15,7 @@ import typer
 
 from .errors import BudgetExceeded, FalAssetsError, InvalidInput, Problem
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help=__doc__.splitlines()[0])
 
 USER_ERROR = 2
 
@@ -110,7 +110,7 @@ def estimate(
 @guarded
 def validate_files(paths: list[Path] = typer.Argument(..., help="character specs (YAML) or requests (JSON)")) -> None:
     """Check character specs and request files; exit 2 with one line per problem."""
-    from .checks import check_file
+    from .input_files import check_file
 
     problems: list[Problem] = []
     for path in paths:

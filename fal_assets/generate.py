@@ -129,22 +129,26 @@ def _problem(fieldname: str, message: str):
 
 
 def set_path(arguments: dict[str, Any], path: str, value: Any) -> None:
-    """Set ``image_urls.0`` / ``loras.1.path`` / ``image_data_url`` inside arguments."""
+    """Set ``image_urls.0`` / ``loras.1.path`` / ``image_data_url`` inside arguments,
+    creating the lists and objects on the way."""
     parts = path.split(".")
     target: Any = arguments
     for part, nxt in zip(parts, parts[1:]):
+        empty: Any = [] if nxt.isdigit() else {}
         if isinstance(target, list):
-            target = target[int(part)]
+            index = int(part)
+            target.extend(None for _ in range(index + 1 - len(target)))
+            if target[index] is None:
+                target[index] = empty
+            target = target[index]
         else:
-            target = target.setdefault(part, [] if nxt.isdigit() else {})
-    last = parts[-1]
+            target = target.setdefault(part, empty)
     if isinstance(target, list):
-        index = int(last)
-        while len(target) <= index:
-            target.append(None)
+        index = int(parts[-1])
+        target.extend(None for _ in range(index + 1 - len(target)))
         target[index] = value
     else:
-        target[last] = value
+        target[parts[-1]] = value
 
 
 def derived_seed(endpoint: str, arguments: dict[str, Any]) -> int:
@@ -335,7 +339,9 @@ class Generator:
                 data = Path(local).read_bytes()
                 url = await self._retry(f"upload {path}", lambda: self.backend.upload(data, content_type_for(local), Path(local).name))
                 set_path(sendable, path, url)
-            request_id = await self._retry(f"submit {endpoint}", lambda: self.backend.submit(endpoint, sendable))
+            request_id = await self._holding_claim(
+                key, self._retry(f"submit {endpoint}", lambda: self.backend.submit(endpoint, sendable))
+            )
         except BaseException as exc:
             self.guard.release(cost.cost_usd)
             self.journal.mark_failed(key, f"not sent: {type(exc).__name__}: {exc}")
@@ -343,6 +349,21 @@ class Generator:
         self.journal.mark_submitted(key, request_id)
         self.on_event(f"{endpoint}: submitted {request_id} (estimated ${cost.cost_usd:.4f})")
         return request_id
+
+    async def _holding_claim(self, key: str, call):
+        """Await ``call`` while renewing the claim's lease, so a slow submit (fal_client
+        retries the POST itself) is not taken for a dead process and sent twice."""
+
+        async def renew():
+            while True:
+                await asyncio.sleep(self.journal.lease_seconds / 3)
+                self.journal.renew(key)
+
+        renewer = asyncio.ensure_future(renew())
+        try:
+            return await call
+        finally:
+            renewer.cancel()
 
     async def _follow(self, request: Request, arguments, cost: CostEstimate, key: str, request_id: str) -> Generation:
         endpoint, settings = request.endpoint, self.settings

@@ -106,11 +106,12 @@ def resize_rgba(image: Image.Image, size: tuple[int, int], resample=Image.Resamp
     alpha = arr[..., 3]
     planes = [arr[..., i] * alpha for i in range(3)] + [alpha]
     out = [np.asarray(Image.fromarray(np.ascontiguousarray(p)).resize(size, resample)) for p in planes]
-    a = np.clip(out[3], 0.0, 1.0)
+    # un-premultiply by the filtered alpha before clipping its ringing, so colours stay exact
+    raw = out[3]
     rgb = np.stack(out[:3], axis=-1)
-    visible = a > 0.5 / 255.0
-    rgb = np.where(visible[..., None], rgb / np.maximum(a, 1e-6)[..., None], 0.0)
-    rgba = np.dstack([np.clip(rgb, 0.0, 1.0), a])
+    visible = raw > 0.5 / 255.0
+    rgb = np.where(visible[..., None], rgb / np.maximum(raw, 1e-6)[..., None], 0.0)
+    rgba = np.dstack([np.clip(rgb, 0.0, 1.0), np.clip(raw, 0.0, 1.0)])
     return Image.fromarray(np.round(rgba * 255.0).astype(np.uint8))
 
 

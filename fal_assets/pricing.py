@@ -43,8 +43,8 @@ def megapixels(width: int, height: int) -> int:
 def _decimal(value: Any) -> Any:
     if isinstance(value, bool):
         return value
-    if isinstance(value, (int, float, str)):
-        return Decimal(str(value))
+    if isinstance(value, (int, float)):
+        return Decimal(str(value))  # 0.021, not the binary float's 0.02100000000000000130...
     return value
 
 

@@ -288,7 +288,7 @@ def _torso(p: _Painter, sk: _Skeleton, dm, view: str, col: dict[str, RGB]) -> No
         plate_lit[plate_lit[:, 0] > 0, 0] *= 0.6
         p.shape(to_world(plate), col["trim"], to_world(plate_lit))
     # circuit lines / stripes in the accent colour
-    w = 0.045
+    w = 0.06
     p.stroke(to_world([(0.16 * sw, 0.2), (0.16 * sw, 0.42 * tl), (0.5 * sw, 0.52 * tl), (0.5 * sw, 0.72 * tl)]), col["accent"], w)
     p.stroke(to_world([(-0.22 * sw, 0.24), (-0.52 * sw, 0.36 * tl), (-0.52 * sw, 0.66 * tl)]), col["accent"], w)
     # belt with a buckle
@@ -544,7 +544,7 @@ def layout(d: Drawing, idle: Drawing, width: int, height: int, close_up: bool) -
     x0, y0, x1, y1 = d.bounds()
     if close_up:
         roi_h = d.chest - d.head_top
-        s = min(0.86 * height / roi_h, 0.9 * width / max(x1 - x0, 1e-6) * 2.2)
+        s = 0.86 * min(height, 1.15 * width) / roi_h
         return s, width / 2 - s * d.head_x, 0.07 * height - s * d.head_top
     ix0, iy0, ix1, iy1 = idle.bounds()
     idle_h = iy1 - iy0

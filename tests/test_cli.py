@@ -1,0 +1,111 @@
+"""The CLI contract other tools rely on: output shapes, exit codes, one line per problem."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fal_assets.cli import app, parse_value
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, list(args))
+
+
+def test_estimate_json_has_cost():
+    result = invoke("estimate", "fal-ai/flux-2-pro", "--arg", "prompt=a knight", "--arg", "image_size=1920x1080", "--count", "6", "--json")
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["cost_usd"] == pytest.approx(6 * (0.03 + 0.015))
+
+
+def test_estimate_edit_counts_input_megapixels():
+    result = invoke(
+        "estimate", "fal-ai/flux-2/flash/edit", "--arg", "prompt=make it blue", "--arg", 'image_urls=["https://x/a.png"]',
+        "--arg", "image_size=1024x1024", "--input-size", "512x512", "--json",
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["cost_usd"] == pytest.approx(0.01)
+
+
+def test_estimate_invalid_exits_2_one_line_per_problem():
+    result = invoke("estimate", "fal-ai/flux-2-pro", "--arg", "prompt=x", "--arg", "guidance_scale=3.5", "--arg", "num_inference_steps=30")
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2 and all(line.startswith("fal-ai/flux-2-pro: arguments.") for line in lines)
+    assert "Traceback" not in result.output
+
+
+def test_estimate_bad_input_size_and_arg_syntax():
+    assert invoke("estimate", "fal-ai/flux-2-pro", "--arg", "prompt=x", "--input-size", "big").exit_code == 2
+    result = invoke("estimate", "fal-ai/flux-2-pro", "--arg", "promptx")
+    assert result.exit_code == 2 and "KEY=VALUE" in result.stderr
+
+
+def test_unknown_endpoint_exits_2():
+    result = invoke("estimate", "fal-ai/flux-3-ultra", "--arg", "prompt=x")
+    assert result.exit_code == 2 and "flux-3-ultra" in result.stderr
+
+
+def test_parse_value_json_then_string_then_size():
+    assert parse_value("seed", "42") == 42
+    assert parse_value("prompt", "a knight") == "a knight"
+    assert parse_value("loras", '[{"path":"u","scale":1}]') == [{"path": "u", "scale": 1}]
+    assert parse_value("image_size", "768x1024") == {"width": 768, "height": 1024}
+    assert parse_value("image_size", "portrait_4_3") == "portrait_4_3"
+
+
+def test_validate_examples_pass():
+    result = invoke("validate", *(str(p) for p in sorted((ROOT / "characters").glob("*.yaml"))))
+    assert result.exit_code == 0, result.output
+
+
+def test_validate_reports_every_file_and_field(tmp_path):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("name: Bad Name\ntrigger_word: glitch_char\ndescription: d\nstyle: s\nposes: {idle: standing}\n")
+    request = tmp_path / "req.json"
+    request.write_text(json.dumps({"endpoint": "fal-ai/flux/dev", "arguments": {"prompt": "x", "lora_config": {"path": "u"}}}))
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    result = invoke("validate", str(spec), str(request), str(broken))
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert any(line.startswith(f"{spec}: name:") for line in lines)
+    assert any(line.startswith(f"{request}: ") and "fal-ai/flux-2/lora" in line for line in lines)
+    assert any(line.startswith(f"{broken}: ") and "JSON" in line for line in lines)
+
+
+def test_validate_checks_profiles_against_the_pose_endpoint(tmp_path):
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(
+        "name: tiny\ntrigger_word: tiny_char\ndescription: a small robot\nstyle: flat vector\n"
+        "poses: {idle: standing}\nprofiles: {draft: {image_size: {width: 256, height: 256}}}\n"
+    )
+    result = invoke("validate", str(spec))
+    assert result.exit_code == 2
+    assert "profiles.draft" in result.stderr and "512" in result.stderr
+
+
+def test_prompt_is_exact_and_trigger_first():
+    result = invoke("prompt", str(ROOT / "characters" / "glitch.yaml"), "run")
+    assert result.exit_code == 0
+    assert result.stdout.startswith("glitch_char, ") and "#FF1493" in result.stdout
+
+
+def test_prompt_unknown_pose_exits_2():
+    result = invoke("prompt", str(ROOT / "characters" / "glitch.yaml"), "moonwalk")
+    assert result.exit_code == 2 and "moonwalk" in result.stderr
+
+
+def test_console_script_exit_code_without_traceback():
+    exe = Path(sys.executable).with_name("fal-assets")
+    proc = subprocess.run([str(exe), "estimate", "fal-ai/flux-2-pro", "--arg", "prompt=x", "--arg", "output_format=gif"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith("fal-ai/flux-2-pro: arguments.output_format")
