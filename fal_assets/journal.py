@@ -164,6 +164,21 @@ class Decision:
         return self.entry.request_id
 
 
+def owner_alive(owner: str | None) -> bool:
+    """False only when the owner ran on this host and its process is gone (kill -9)."""
+    host, _, rest = (owner or "").partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another machine's process: only its lease can tell
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -283,9 +298,10 @@ class Journal:
                 return Decision(Action.QUARANTINED, entry, entry.state)
             now = self._clock()
             if entry.state == State.CLAIMED:
-                if entry.lease_until is not None and entry.lease_until > now:
+                if entry.lease_until is not None and entry.lease_until > now and owner_alive(entry.owner):
                     return Decision(Action.WAIT, entry, entry.state)
-                # The owner's lease ran out: it died (or hung) between claim and record.
+                # The owner's lease ran out, or its process is gone from this host: it
+                # died (or hung) between claim and record.
                 self._swap(entry, state=State.IN_DOUBT.value, updated_at=now)
                 continue
             # failed or in_doubt: whoever swaps the row first owns the new attempt.

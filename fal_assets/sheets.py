@@ -7,8 +7,9 @@ frame carries its pivot twice, as ``pivot`` (TexturePacker, Phaser >= 3.60) and 
 
 Packing: rectpack's MaxRects (best short side fit), no rotation, ``padding`` px
 between sprites and around the edge. The bin starts at the smallest power-of-two
-size that could hold the sprites and doubles its shorter side until they fit. With
-``power_of_two=True`` the sheet keeps that size (for old GPUs or mipmaps);
+size that could hold the sprites and doubles its shorter side until they fit (up to
+``max_size``). With ``power_of_two=True`` the sheet keeps that size, at most the
+largest power of two within ``max_size`` (for old GPUs or mipmaps);
 otherwise it is cropped to the packed area plus padding (tight; WebGL2, Phaser,
 PixiJS and Godot 4 take any size).
 """
@@ -94,6 +95,8 @@ def pack_atlas(
     if problems:
         raise InvalidInput(problems)
 
+    if power_of_two:
+        max_size = 1 << (max_size.bit_length() - 1)  # the largest power of two within it
     crops: dict[str, Image.Image] = {}
     sources: dict[str, tuple[int, int, int, int]] = {}
     for name, sprite in sprites.items():
@@ -109,10 +112,10 @@ def pack_atlas(
     if too_big:
         raise InvalidInput([Problem(where, f"sprites.{n}", f"{sizes[n][0]}x{sizes[n][1]} px (+{padding} px padding) is larger than max_size {max_size}") for n in too_big])
     area = sum((w + padding) * (h + padding) for w, h in sizes.values())
-    width = _next_pow2(max(max(w for w, _ in sizes.values()) + 2 * padding, math.isqrt(area)))
-    height = _next_pow2(max(max(h for _, h in sizes.values()) + 2 * padding, math.ceil(area / width)))
+    width = min(_next_pow2(max(max(w for w, _ in sizes.values()) + 2 * padding, math.isqrt(area))), max_size)
+    height = min(_next_pow2(max(max(h for _, h in sizes.values()) + 2 * padding, math.ceil(area / width))), max_size)
     while True:
-        placed = _pack(sizes, width, height, padding) if width <= max_size and height <= max_size else None
+        placed = _pack(sizes, width, height, padding)
         if placed is not None:
             break
         if width >= max_size and height >= max_size:

@@ -101,8 +101,16 @@ def test_pack_atlas_options(sprites):
     w, h = sprites["pose_00"].size
     assert pivoted.frames["pose_00"]["pivot"] == {"x": 0.5, "y": round((h - 4) / h, 6)}
 
-    with pytest.raises(InvalidInput, match="do not fit in 256x256"):
-        pack_atlas(sprites, max_size=256)
+    boxes = [s.getchannel("A").getbbox() or (0, 0, 1, 1) for s in sprites.values()]
+    side = max(max(r - l, b - t) for l, t, r, b in boxes) + 4
+    assert sum((r - l) * (b - t) for l, t, r, b in boxes) > side * side
+    with pytest.raises(InvalidInput, match=f"do not fit in {side}x{side}"):
+        pack_atlas(sprites, max_size=side)
+    few = {name: sprites[name] for name in ("full", "blank")}
+    fits = pack_atlas(few, max_size=100)  # below the first power-of-two bin (128)
+    check_atlas(fits, few, padding=2)
+    assert fits.image.size[0] <= 100 and fits.image.size[1] <= 100
+    assert pack_atlas(few, max_size=200, power_of_two=True).image.size[0] <= 128
     with pytest.raises(InvalidInput, match="larger than max_size"):
         pack_atlas(sprites, max_size=64, trim=False)
     with pytest.raises(InvalidInput) as err:

@@ -36,7 +36,7 @@ class PoseSpec:
 
 POSE_TABLE: dict[str, PoseSpec] = {
     "idle": PoseSpec((13, 7), (-13, -7), (4, 2), (-4, -2), "front"),
-    "run": PoseSpec((-48, 40), (42, 128), (52, -8), (-34, -100), "side", lean=12, hands="fist", flow="back"),
+    "run": PoseSpec((-48, 40), (42, 128), (52, -8), (-34, -82), "side", lean=12, hands="fist", flow="back"),
     "jump": PoseSpec((150, 168), (-55, -15), (82, -6), (38, -62), "three_quarter", lean=4, lift=0.9, hands="fist", flow="up", mood="happy"),
     "wave": PoseSpec((128, 168), (-13, -7), (5, 2), (-4, -2), "front", tilt=-6, mood="happy"),
     "crouch": PoseSpec((38, -22), (-38, 22), (64, -10), (-64, 10), "front", hands="fist"),
@@ -50,7 +50,7 @@ POSE_TABLE: dict[str, PoseSpec] = {
 _VIEWS = {
     "front": (1.0, 1.0, -1.0, 0.0),
     "three_quarter": (0.86, 0.8, -0.55, 0.3),
-    "side": (0.62, 0.14, -0.14, 0.62),
+    "side": (0.74, 0.14, -0.14, 0.62),
     "back": (1.0, 1.0, -1.0, 0.0),
 }
 
@@ -226,8 +226,8 @@ def _dims(look: Look) -> dict[str, float]:
         "fore": 0.185 * below,
         "thigh": (0.62 * below * look.leg - 0.12) / 2,
         "shin": (0.62 * below * look.leg - 0.12) / 2,
-        "arm_r": 0.1 * bw * look.limb,
-        "leg_r": 0.15 * bw * look.limb,
+        "arm_r": 0.125 * bw * look.limb,
+        "leg_r": 0.185 * bw * look.limb,
         "hand": 0.11 + 0.01 * bw,
     }
 
@@ -447,10 +447,10 @@ def _gear(p: _Painter, sk: _Skeleton, dm, view: str, flow: str, stage: str) -> N
     gear = col["gear"]
     tl = dm["torso"]
     if acc == "sword" and stage == "back":
-        a = sk.chest + sk.side * dm["sw"] * 0.7 + sk.up * 0.45
-        b = sk.pelvis - sk.side * dm["hw"] * 0.6 + sk.up * 0.1
+        a = sk.chest - sk.side * (dm["sw"] + 0.12) + sk.up * 0.42
+        b = sk.pelvis + sk.side * dm["hw"] * 0.6 + sk.up * 0.1
         p.limb(a + (b - a) * 0.28, b, 0.08, 0.07, gear)
-        p.limb(a, a + (b - a) * 0.26, 0.05, 0.05, OUTLINE)
+        p.limb(a - (b - a) * 0.08, a + (b - a) * 0.26, 0.055, 0.055, OUTLINE)
         p.blob(a + (b - a) * 0.27, 0.12, 0.05, col["trim"], rot=math.degrees(math.atan2(*(b - a)[::-1])))
     elif acc == "backpack" and stage == "back":
         off = {"front": 0.0, "three_quarter": -0.2, "side": -0.34, "back": 0.0}[view]
@@ -471,7 +471,7 @@ def _gear(p: _Painter, sk: _Skeleton, dm, view: str, flow: str, stage: str) -> N
         band = _head_local(sk, ellipse((0, 0), dm["rx"] * 1.2, dm["ry"] * 1.16, a0=190, a1=350, n=16))
         p.d.line(band, OUTLINE, 0.12)
         p.d.line(band, gear, 0.06)
-        ear_x = {"front": (-1.05, 1.05), "three_quarter": (-0.2,), "side": (-0.1,), "back": (-1.05, 1.05)}[view]
+        ear_x = {"front": (-1.05, 1.05), "three_quarter": (-0.55,), "side": (-0.3,), "back": (-1.05, 1.05)}[view]
         for x in ear_x:
             p.blob(_head_local(sk, [(x * dm["rx"], 0.05)])[0], 0.13, 0.2, gear)
 

@@ -1,0 +1,48 @@
+"""The offline, deterministic renderer behind the local backend and the fal emulator.
+
+It reads everything from the request arguments fal would get: the prompt's cues
+(``#RRGGBB`` colours bound to parts, pose and view words, background, trigger word),
+``image_size``, ``seed``, ``num_images``, ``output_format``, LoRAs (already loaded
+with ``load_lora``) and input images (already decoded) for edits. Same arguments give
+byte-identical PNGs; no seed means ``DEFAULT_SEED``.
+
+    render_image(arguments, index=0, loras=[(lora, 1.0)], inputs=[]) -> PIL image
+    render_request(endpoint, arguments, loras=..., inputs=...) -> [(bytes, content_type)]
+    train_lora(zip_bytes, steps=..., learning_rate=...) -> (safetensors bytes, config)
+    load_lora(safetensors bytes) -> LocalLora
+"""
+
+from __future__ import annotations
+
+RENDERER_ID = "fal-assets-local/1"
+RENDERER_INFO = {"backend": "local", "renderer": RENDERER_ID}
+"""What callers put into metadata for pictures this renderer made (copy before changing)."""
+
+from .cues import Cues, parse_colour, parse_prompt  # noqa: E402
+from .engine import (  # noqa: E402
+    DEFAULT_SEED,
+    encode,
+    render_image,
+    render_request,
+    resolve_seed,
+    resolve_size,
+)
+from .lora import LORA_FORMAT, LocalLora, load_lora, train_lora  # noqa: E402
+
+__all__ = [
+    "RENDERER_ID",
+    "RENDERER_INFO",
+    "DEFAULT_SEED",
+    "LORA_FORMAT",
+    "Cues",
+    "LocalLora",
+    "encode",
+    "load_lora",
+    "parse_colour",
+    "parse_prompt",
+    "render_image",
+    "render_request",
+    "resolve_seed",
+    "resolve_size",
+    "train_lora",
+]

@@ -1,0 +1,309 @@
+"""Requests in, pictures out: sizes, seeds, the character's look, edits and encoding."""
+
+from __future__ import annotations
+
+import io
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from PIL import Image
+
+from ..errors import InvalidInput, Problem
+from .cues import PARTS, RGB, UNBOUND_ORDER, Cues, parse_prompt
+from .figure import POSE_TABLE, Look, draw_figure, layout, rasterise
+from .lora import LocalLora, apply_colours, build_factor
+from .palette import analyse, figure_of
+
+DEFAULT_SEED = 0
+"""The seed of a request without one (fal picks a random one; the local renderer does not)."""
+DEFAULT_SIZE = "landscape_4_3"
+DEFAULT_FORMAT = "png"
+MAX_SIDE = 4096
+MAX_IMAGES = 16
+CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "jpg": "image/jpeg", "webp": "image/webp"}
+
+DEFAULT_COLOURS: dict[str, RGB] = {
+    "hair": (92, 58, 40),
+    "skin": (241, 194, 160),
+    "outfit": (58, 110, 165),
+    "trim": (43, 45, 66),
+    "accent": (255, 180, 0),
+    "eyes": (43, 45, 66),
+    "gear": (196, 58, 58),
+}
+SEED_HAIR = ("short", "ponytail", "bob", "spiky", "long", "bun")
+SEED_ACCESSORY = (None, "scarf", "backpack", "headphones", None, "cape")
+
+Loras = Sequence[tuple[LocalLora, float]]
+
+
+def resolve_seed(arguments: Mapping[str, Any]) -> int:
+    """The request's seed, or ``DEFAULT_SEED``."""
+    seed = arguments.get("seed")
+    if seed is None:
+        return DEFAULT_SEED
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise InvalidInput([Problem("local renderer", "arguments.seed", f"got {seed!r}; use a whole number")])
+    return seed
+
+
+def resolve_size(arguments: Mapping[str, Any], inputs: Sequence[Image.Image] = ()) -> tuple[int, int]:
+    """Width and height from ``image_size`` (preset, ``"WxH"``, ``{width, height}``,
+    ``match_input`` / ``auto``); without one, the first input's size or landscape_4_3."""
+    from ..catalog import load_catalog, parse_size
+
+    presets = load_catalog().image_size_presets
+    value = arguments.get("image_size")
+    field = "arguments.image_size"
+    if value is None or value in ("match_input", "auto"):
+        if inputs:
+            return inputs[0].size
+        value = DEFAULT_SIZE
+    if isinstance(value, str) and value in presets:
+        size = presets[value]
+        return size.width, size.height
+    if isinstance(value, str):
+        parsed = parse_size(value, "local renderer")
+        width, height = parsed["width"], parsed["height"]
+    elif isinstance(value, Mapping):
+        width, height = value.get("width"), value.get("height")
+    else:
+        raise InvalidInput([Problem("local renderer", field, f"got {value!r}; use a preset ({', '.join(presets)}), \"WxH\" or {{width, height}}")])
+    for name, side in (("width", width), ("height", height)):
+        if isinstance(side, bool) or not isinstance(side, int) or not 1 <= side <= MAX_SIDE:
+            raise InvalidInput([Problem("local renderer", f"{field}.{name}", f"got {side!r}; use a whole number from 1 to {MAX_SIDE}")])
+    return int(width), int(height)
+
+
+def _rng(seed: int, index: int, salt: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([seed & (2**64 - 1), index, salt]))
+
+
+def resolve_look(cues: Cues, seed: int, index: int, loras: Loras = ()) -> Look:
+    """Colours, hair, accessory and proportions: prompt first, then LoRAs, then seed."""
+    rng = _rng(seed, index, 0x5EED)
+    colours = dict(DEFAULT_COLOURS)
+    colours.update(cues.colours)
+    explicit = set(cues.colours)
+    free = [p for p in UNBOUND_ORDER if p not in explicit]
+    for rgb, part in zip(cues.unbound_hex, free):
+        colours[part] = rgb
+        explicit.add(part)
+    if cues.visor and "eyes" not in explicit:
+        colours["eyes"] = colours["accent"]
+    if "gear" not in explicit and "trim" in explicit:
+        colours["gear"] = colours["trim"]
+    colours, _ = apply_colours(colours, explicit, list(loras), cues)
+    look = Look(
+        colours=colours,
+        hair_style=cues.hair_style or SEED_HAIR[int(rng.integers(len(SEED_HAIR)))],
+        accessory=cues.accessory if cues.accessory else SEED_ACCESSORY[int(rng.integers(len(SEED_ACCESSORY)))],
+        heads=cues.heads or float(rng.uniform(4.6, 5.8)),
+        build=cues.build or 1.0,
+        head_scale=float(rng.uniform(0.93, 1.08)),
+        shoulder=float(rng.uniform(0.88, 1.12)),
+        limb=float(rng.uniform(0.86, 1.14)),
+        leg=float(rng.uniform(0.94, 1.07)),
+        visor=cues.visor,
+        gloves=cues.gloves,
+        armored=cues.armored,
+        expression=cues.expression,
+        jitter=tuple(float(v) for v in rng.uniform(-1, 1, 8)),
+    )
+    if loras:
+        x0, y0, x1, y1 = draw_figure(look, "idle").bounds()
+        factor = build_factor(list(loras), cues, (y1 - y0) / (x1 - x0))
+        if factor != 1.0:
+            look = Look(**{**look.__dict__, "build": look.build * factor})
+    return look
+
+
+def _background(cues: Cues, fallback: RGB | None = (255, 255, 255)) -> tuple[int, int, int, int]:
+    if cues.transparent:
+        return (0, 0, 0, 0)
+    rgb = cues.background or fallback
+    return (0, 0, 0, 0) if rgb is None else (*rgb, 255)
+
+
+def draw_character(look: Look, cues: Cues, size: tuple[int, int], background: tuple[int, int, int, int]) -> Image.Image:
+    """The figure in the prompt's pose and view on a flat background (RGBA)."""
+    width, height = size
+    drawing = draw_figure(look, cues.pose if cues.pose in POSE_TABLE else "idle", cues.view, cues.facing)
+    idle = draw_figure(look, "idle", "front", 1)
+    scale, ox, oy = layout(drawing, idle, width, height, cues.close_up)
+    layer = rasterise(drawing, width, height, scale, ox, oy)
+    canvas = Image.new("RGBA", size, background)
+    canvas.alpha_composite(layer)
+    return canvas
+
+
+def render_image(
+    arguments: Mapping[str, Any],
+    *,
+    index: int = 0,
+    loras: Loras = (),
+    inputs: Sequence[Image.Image] = (),
+) -> Image.Image:
+    """One image (``index`` of ``num_images``) for a request; RGB, or RGBA when transparent."""
+    cues = parse_prompt(arguments.get("prompt"))
+    seed = resolve_seed(arguments)
+    size = resolve_size(arguments, inputs)
+    if inputs:
+        image = edit_image(inputs[0], cues, size, seed=seed, index=index, loras=loras)
+    else:
+        look = resolve_look(cues, seed, index, loras)
+        image = draw_character(look, cues, size, _background(cues))
+    return image if image.mode == "RGBA" and image.getextrema()[3][0] < 255 else image.convert("RGB")
+
+
+def edit_image(
+    source: Image.Image, cues: Cues, size: tuple[int, int], *, seed: int = DEFAULT_SEED, index: int = 0, loras: Loras = ()
+) -> Image.Image:
+    """An edit of ``source``: recolour and background swap keep its composition; a prompt
+    that asks for a pose, view or close-up redraws the character found in it instead."""
+    found = analyse([source])
+    base = figure_of(source, max_side=None)
+    old_bg = base.background
+    if (cues.pose_explicit and cues.pose != "idle") or cues.view or cues.close_up:
+        colours = {**found.parts, **cues.colours}
+        if "accent" in found.parts and "eyes" not in colours and cues.visor:
+            colours["eyes"] = found.parts["accent"]
+        recast = Cues(**{**cues.__dict__, "colours": colours})
+        look = resolve_look(recast, seed, index, loras)
+        return draw_character(look, cues, size, _background(cues, old_bg))
+    image = _fit(source.convert("RGBA"), size, old_bg)
+    arr = np.asarray(image, dtype=np.float32)
+    rgb, alpha = arr[..., :3].copy(), arr[..., 3].copy()
+
+    pairs: list[tuple[np.ndarray, np.ndarray]] = []
+    centres = found.palette
+    for src, dst in cues.recolour:
+        if len(centres):
+            j = int(np.argmin(((centres - np.array(src)) ** 2).sum(1)))
+            if np.linalg.norm(centres[j] - np.array(src)) < 160:
+                pairs.append((centres[j], np.array(dst, np.float32)))
+    targets = dict(cues.colours)
+    for rgb_hex, part in zip(cues.unbound_hex, [p for p in UNBOUND_ORDER if p not in targets and p in found.parts]):
+        targets[part] = rgb_hex
+    if loras:
+        learned = {p: found.parts[p] for p in found.parts}
+        blended, _ = apply_colours({**{p: (0, 0, 0) for p in PARTS}, **learned}, set(targets), list(loras), cues)
+        for part in learned:
+            targets.setdefault(part, blended[part])
+    for part, dst in targets.items():
+        if part in found.parts:
+            pairs.append((np.array(found.parts[part], np.float32), np.array(dst, np.float32)))
+    if pairs:
+        flat = rgb.reshape(-1, 3)
+        delta = np.zeros_like(flat)
+        for src, dst in pairs:
+            d = np.sqrt(((flat - src) ** 2).sum(1))
+            w = np.clip(1.0 - d / 70.0, 0.0, 1.0) ** 1.5
+            delta += w[:, None] * (dst - src)
+        mask = figure_of(Image.fromarray(arr.astype(np.uint8), "RGBA"), max_side=None).mask.reshape(-1)
+        flat[mask] = np.clip(flat[mask] + delta[mask], 0, 255)
+        rgb = flat.reshape(rgb.shape)
+    if cues.background is not None or cues.transparent:
+        rgb, alpha = _swap_background(rgb, alpha, old_bg, centres, _background(cues))
+    out = np.dstack([rgb, alpha]).round().astype(np.uint8)
+    return Image.fromarray(out, "RGBA")
+
+
+def _fit(image: Image.Image, size: tuple[int, int], bg: RGB | None) -> Image.Image:
+    if image.size == size:
+        return image
+    f = min(size[0] / image.width, size[1] / image.height)
+    scaled = image.resize((max(1, round(image.width * f)), max(1, round(image.height * f))), Image.Resampling.LANCZOS)
+    canvas = Image.new("RGBA", size, (0, 0, 0, 0) if bg is None else (*bg, 255))
+    canvas.alpha_composite(scaled, ((size[0] - scaled.width) // 2, (size[1] - scaled.height) // 2))
+    return canvas
+
+
+def _swap_background(rgb, alpha, old_bg: RGB | None, centres: np.ndarray, new_bg: tuple[int, int, int, int]):
+    """Replace the flat background, unmixing anti-aliased edges against the nearest colour."""
+    if old_bg is None:  # transparent input: composite over the new background
+        a = alpha[..., None] / 255.0
+        if new_bg[3] == 0:
+            return rgb, alpha
+        return rgb * a + np.array(new_bg[:3], np.float32) * (1 - a), np.full_like(alpha, 255.0)
+    bg = np.array(old_bg, np.float32)
+    flat = rgb.reshape(-1, 3)
+    a = np.ones(len(flat), np.float32)
+    near = np.abs(flat - bg).max(1) <= 3
+    a[near] = 0.0
+    edge = ~near & (np.abs(flat - bg).max(1) < 200)
+    if len(centres) and edge.any():
+        c = flat[edge]
+        best_a, best_err = np.ones(len(c), np.float32), np.full(len(c), np.inf, np.float32)
+        for f in centres:
+            seg = f - bg
+            denom = max(float((seg**2).sum()), 1e-6)
+            t = np.clip(((c - bg) @ seg) / denom, 0, 1)
+            err = ((bg + t[:, None] * seg - c) ** 2).sum(1)
+            better = err < best_err
+            best_a[better], best_err[better] = t[better], err[better]
+        a[edge] = np.where(best_err < 40.0**2, best_a, 1.0)
+    a2 = a.reshape(alpha.shape)
+    if new_bg[3] == 0:
+        fg = (rgb - (1 - a2[..., None]) * bg) / np.maximum(a2[..., None], 1e-3)
+        return np.clip(fg, 0, 255), np.clip(a2 * 255.0, 0, 255)
+    new = rgb + (1 - a2[..., None]) * (np.array(new_bg[:3], np.float32) - bg)
+    return np.clip(new, 0, 255), alpha
+
+
+def encode(image: Image.Image, output_format: str = DEFAULT_FORMAT) -> tuple[bytes, str]:
+    """Bytes and content type; JPEG flattens transparency onto white."""
+    fmt = output_format.lower()
+    if fmt not in CONTENT_TYPES:
+        raise InvalidInput([Problem("local renderer", "arguments.output_format", f"got {output_format!r}; use png, jpeg or webp")])
+    buffer = io.BytesIO()
+    if fmt in ("jpeg", "jpg"):
+        if image.mode == "RGBA":
+            flat = Image.new("RGB", image.size, (255, 255, 255))
+            flat.paste(image, mask=image.getchannel("A"))
+            image = flat
+        image.convert("RGB").save(buffer, "JPEG", quality=95)
+    elif fmt == "webp":
+        image.save(buffer, "WEBP", quality=90, method=4)
+    else:
+        image.save(buffer, "PNG")
+    return buffer.getvalue(), CONTENT_TYPES[fmt]
+
+
+def render_request(
+    endpoint: str,
+    arguments: Mapping[str, Any],
+    *,
+    loras: Loras = (),
+    inputs: Sequence[Image.Image] = (),
+) -> list[tuple[bytes, str]]:
+    """Every image of a request, encoded: ``[(bytes, content_type), ...]``.
+
+    The endpoint's catalog entry supplies the default output format and size rules
+    (e.g. ``match_input`` for edits); unknown endpoints use this module's defaults.
+    """
+    args = dict(arguments)
+    if (args.get("image_urls") or args.get("image_url")) and not inputs:
+        raise InvalidInput([Problem(endpoint, "arguments.image_urls", "the local renderer needs the decoded input images; none were passed")])
+    fmt, size = _endpoint_defaults(endpoint, args, inputs)
+    fmt = args.get("output_format") or fmt
+    count = args.get("num_images", 1)
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_IMAGES:
+        raise InvalidInput([Problem(endpoint, "arguments.num_images", f"got {count!r}; use a whole number from 1 to {MAX_IMAGES}")])
+    if size is not None:
+        args["image_size"] = {"width": size[0], "height": size[1]}
+    return [encode(render_image(args, index=i, loras=loras, inputs=inputs), fmt) for i in range(count)]
+
+
+def _endpoint_defaults(endpoint: str, args: dict[str, Any], inputs: Sequence[Image.Image]) -> tuple[str, tuple[int, int] | None]:
+    from ..catalog import load_catalog, output_size
+
+    catalog = load_catalog()
+    if endpoint not in catalog:
+        return DEFAULT_FORMAT, None
+    spec = catalog.get(endpoint)
+    param = spec.params.get("output_format")
+    fmt = (param.default if param is not None and param.default else None) or DEFAULT_FORMAT
+    if spec.output_size is None:
+        return fmt, None
+    return fmt, output_size(endpoint, args, [im.size for im in inputs] or None)

@@ -1,0 +1,68 @@
+"""Run a batch of requests through the real fal backend (fal_client) and print a JSON summary.
+
+Used by the tests as a subprocess whose environment points fal_client at the emulator
+(``FAL_QUEUE_RUN_HOST`` is read when fal_client is imported, so it must be set first).
+
+    python tests/fal_driver.py SPEC.json
+    SPEC: {"requests": [{"endpoint", "arguments"}], "workdir", "concurrency", "call_timeout", "retries"}
+"""
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from fal_assets.backends import make_backend
+from fal_assets.generate import Generator, Request, Settings
+from fal_assets.store import ContentStore
+
+
+async def raw_submit(spec: dict) -> dict:
+    """Send one request straight to the backend, skipping our validation (to see fal's 422)."""
+    from fal_assets.errors import InvalidInput
+
+    backend = make_backend("fal")
+    try:
+        await backend.submit(spec["endpoint"], spec["arguments"])
+        return {"error_lines": []}
+    except InvalidInput as exc:
+        return {"error_lines": exc.lines()}
+    finally:
+        await backend.aclose()
+
+
+async def main(spec: dict) -> dict:
+    if "raw_submit" in spec:
+        return await raw_submit(spec["raw_submit"])
+    workdir = Path(spec["workdir"])
+    settings = Settings(
+        backend="fal",
+        store_root=workdir / "store",
+        concurrency=spec.get("concurrency", 2),
+        call_timeout=spec.get("call_timeout", 10.0),
+        retries=spec.get("retries", 8),
+        poll_interval=spec.get("poll_interval", 0.05),
+        retry_base=0.05,
+        retry_cap=1.0,
+    )
+    backend = make_backend("fal", request_timeout=settings.call_timeout)
+    journal = settings.journal()
+    generator = Generator(backend, journal, ContentStore(settings.store_root), settings, on_event=lambda m: print(m, file=sys.stderr))
+    requests = [Request(r["endpoint"], r["arguments"], labels=r.get("labels", {})) for r in spec["requests"]]
+    try:
+        outcomes = await generator.generate_many(requests)
+    finally:
+        await backend.aclose()
+    summary = {
+        "backend": backend.label,
+        "max_in_flight": generator.max_in_flight,
+        "ok": [o.summary() for o in outcomes if not isinstance(o, BaseException)],
+        "errors": [f"{type(o).__name__}: {o}" for o in outcomes if isinstance(o, BaseException)],
+        "totals": journal.totals(),
+    }
+    journal.close()
+    return summary
+
+
+if __name__ == "__main__":
+    print(json.dumps(asyncio.run(main(json.loads(Path(sys.argv[1]).read_text())))))
