@@ -7,10 +7,15 @@ run would have cost on fal.
 
 import os
 import sys
+import warnings
 from pathlib import Path
 
-import dagster as dg
+# Dagster marks some APIs we rely on (backfill policies, partitioned checks) as beta/preview.
+warnings.filterwarnings("ignore", message=r".*currently in (beta|preview)")
 
+import dagster as dg  # noqa: E402
+
+from fal_assets.costs import cost_report  # noqa: E402
 from fal_assets.errors import InvalidInput
 from fal_assets.generate import Settings
 from fal_assets.spec import load_specs
@@ -20,6 +25,7 @@ from .partitions import character_pose, characters, poses
 from .resources import CharacterLibrary, CutoutResource, FalResource, StoreResource
 
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # the full event log is in `dagster dev`
 
 
 def register(instance: dg.DagsterInstance, specs) -> None:
@@ -37,9 +43,17 @@ def pose_range(instance: dg.DagsterInstance, character: str) -> tuple[str, str]:
     return keys[0], keys[-1]
 
 
+def quiet_instance_home(home: Path) -> None:
+    """A dagster.yaml for the demo's instance: no telemetry, nothing else changed."""
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text("telemetry:\n  enabled: false\n")
+
+
 def run(folder: str = "characters", output: str = "output", workdir: str = ".fal-assets", profile: str = "final") -> int:
     os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster").absolute()))
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    quiet_instance_home(Path(os.environ["DAGSTER_HOME"]))
     try:
         specs = load_specs(folder)
     except InvalidInput as exc:
@@ -59,21 +73,24 @@ def run(folder: str = "characters", output: str = "output", workdir: str = ".fal
             steps = [
                 (["character_spec", "reference_images", "training_dataset", "character_lora"], {"partition_key": name}),
                 (["pose_images", "sprites"], {"tags": {RANGE_START: start, RANGE_END: end},
-                                              "run_config": {"ops": {"pose_images": {"config": {"profile": profile}}}}}),
+                                              "run_config": {**QUIET, "ops": {"pose_images": {"config": {"profile": profile}}}}}),
                 (["sprite_sheet"], {"partition_key": name}),
             ]
             for selection, options in steps:
+                options.setdefault("run_config", QUIET)
                 result = dg.materialize(everything, selection=selection, instance=instance, resources=resources, **options)
                 if not result.success:
                     print(f"demo: {name}: {', '.join(selection)} failed; see `dagster dev` for the run", file=sys.stderr)
                     return 1
             print(f"{name}: sprites in {Path(output) / name / 'sprite_layers' / 'poses'}, sheet {Path(output) / name / 'sheet.png'}")
-        dg.materialize(everything, selection=["cost_report"], instance=instance, resources=resources)
-    totals = Settings(store_root=Path(workdir) / "store").journal().totals()
+        dg.materialize(everything, selection=["cost_report"], instance=instance, resources=resources, run_config=QUIET)
+    journal = Settings(store_root=Path(workdir) / "store").journal()
+    report = cost_report(journal)
+    journal.close()
     print(
-        f"billed: ${totals['billed_usd']:.2f} (local backend, offline). "
-        f"The same run on fal would cost about ${totals['estimated_usd']:.2f} "
-        f"(journal estimates; see {Path(output) / '_reports' / 'cost_report.csv'})."
+        f"billed: ${report.billed_usd:.2f} (local backend, offline). "
+        f"The same run on fal would cost about ${report.estimated_usd:.2f} "
+        f"(see {Path(output) / '_reports' / 'cost_report.csv'})."
     )
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -168,7 +169,8 @@ def test_rembg_custom_model_matches_the_rembg_cli(u2net_home, tmp_path):
     assert result.details["model"] == "u2net_custom"
 
     env = {**os.environ, "U2NET_HOME": str(u2net_home)}
-    run_rembg_cli(["i", "-m", "u2net_custom", "-x", f'{{"model_path": "{model}"}}', str(src), str(cli_out)], env=env)
+    extras = json.dumps({"model_path": str(model)})
+    run_rembg_cli(["i", "-m", "u2net_custom", "-x", extras, str(src), str(cli_out)], env=env)
     with Image.open(cli_out) as cli:
         expected = np.asarray(cli.convert("RGBA"))
     got = np.asarray(result.image)

@@ -30,6 +30,7 @@ from fal_assets.errors import InvalidInput
 PRO = "fal-ai/flux-2-pro"
 LORA = "fal-ai/flux-2/lora"
 SMALL = {"width": 256, "height": 256}
+PNG = "png"
 
 PRELUDE = """
 import asyncio, json, os
@@ -58,12 +59,6 @@ def run_client(emu: EmulatorProcess, body: str, timeout: float = 60, **args: Any
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"client failed:\n{proc.stderr}\nemulator log:\n{emu.log_text()}"
     return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def png_data_uri(width: int, height: int, color=(30, 120, 200)) -> str:
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), color).save(buffer, "PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 def download(emu: EmulatorProcess, url: str) -> httpx.Response:
@@ -153,8 +148,8 @@ def test_field_paths_become_fastapi_locs():
 # --- the queue through the real client --------------------------------------------------------
 def test_round_trip_positions_shapes_media_and_ledger(fresh):
     requests = [
-        (PRO, {"prompt": "a red fox", "image_size": SMALL, "seed": 5}),
-        (PRO, {"prompt": "a blue fox", "image_size": SMALL}),
+        (PRO, {"prompt": "a red fox", "image_size": SMALL, "seed": 5, "output_format": PNG}),
+        (PRO, {"prompt": "a blue fox", "image_size": SMALL, "output_format": PNG}),
         (LORA, {"prompt": "a green fox", "image_size": {"width": 512, "height": 512}}),
     ]
     out = run_client(
@@ -406,12 +401,14 @@ def test_inputs_resolve_from_data_uris_media_urls_and_files(fresh, tmp_path):
         fresh,
         "return await client.subscribe(ARGS['endpoint'], ARGS['arguments'])",
         endpoint=PRO,
-        arguments={"prompt": "base", "image_size": SMALL},
+        arguments={"prompt": "base", "image_size": SMALL, "output_format": PNG},
     )
+    rendered = download(fresh, made["images"][0]["url"]).content
     local = tmp_path / "ref.png"
-    Image.new("RGB", (300, 200), (250, 200, 0)).save(local)
+    Image.open(io.BytesIO(rendered)).resize((300, 200)).save(local)
     edit = "fal-ai/flux-2/flash/edit"
-    inputs = [png_data_uri(320, 240), made["images"][0]["url"], str(local), local.as_uri()]
+    data_uri = "data:image/png;base64," + base64.b64encode(rendered).decode()
+    inputs = [made["images"][0]["url"], data_uri, str(local), local.as_uri()]
     arguments = {"prompt": "edit", "image_urls": inputs, "image_size": SMALL}
     broken = {"prompt": "edit", "image_urls": [inputs[0], str(tmp_path / "missing.png")], "image_size": SMALL}
     out = run_client(
@@ -434,7 +431,7 @@ def test_inputs_resolve_from_data_uris_media_urls_and_files(fresh, tmp_path):
     assert out["failed"]["body"]["detail"][0]["loc"] == ["body", "image_urls", 1]
     ledger = fresh.ledger()
     assert len(ledger["billed"]) == 2  # the base image and the edit; the failed one is free
-    sizes = [(320, 240), (256, 256), (300, 200), (300, 200)]
+    sizes = [(256, 256), (256, 256), (300, 200), (300, 200)]
     assert ledger["billed"][1]["cost_usd"] == pytest.approx(expected_cost(edit, arguments, sizes))
 
 
@@ -458,12 +455,14 @@ def test_concurrency_is_never_exceeded():
 
 @pytest.mark.slow
 def test_trainer_output_feeds_the_lora_endpoint(fresh):
+    from fal_assets.render import render_request
+
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for index in range(3):
-            image = io.BytesIO()
-            Image.new("RGB", (64, 64), (40 * index, 90, 160)).save(image, "PNG")
-            archive.writestr(f"img{index}.png", image.getvalue())
+            arguments = {"prompt": "zxq character", "image_size": SMALL, "seed": index, "output_format": PNG}
+            ((picture, _),) = render_request(PRO, arguments)
+            archive.writestr(f"img{index}.png", picture)
             archive.writestr(f"img{index}.txt", f"zxq character, view {index}")
     dataset = "data:application/zip;base64," + base64.b64encode(buffer.getvalue()).decode()
     out = run_client(

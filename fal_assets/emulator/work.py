@@ -155,6 +155,8 @@ def execute(
         return Outcome(
             error=str(exc), error_type="validation_error", error_status=422, error_body=unprocessable_body(exc)
         )
+    except ValueError as exc:  # the renderer refused the inputs (e.g. no figure in an edit's image)
+        return _failed(422, "value_error", str(exc), loc=["body"])
     except Exception as exc:  # a renderer bug: fal answers 500 and does not bill
         log.exception("render failed for %s", endpoint)
         return _failed(500, "internal_error", f"{type(exc).__name__}: {exc}")

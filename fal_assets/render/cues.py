@@ -133,8 +133,8 @@ class Cues:
     gloves: bool = False
     armored: bool = False
     expression: str = "calm"
-    recolour: tuple[tuple[RGB, RGB], ...] = ()
-    """``from X to Y`` pairs (edits)."""
+    recolour: tuple[tuple[str | None, RGB, RGB], ...] = ()
+    """``(part, from, to)`` for "change the glow from X to Y" (edits); part may be None."""
     text: str = ""
 
     def mentions(self, word: str) -> bool:
@@ -335,16 +335,16 @@ def _first_match(patterns: dict[str, str], text: str) -> tuple[str | None, int]:
     return best, where
 
 
-def _recolour_pairs(text: str) -> tuple[tuple[RGB, RGB], ...]:
+def _recolour_pairs(text: str) -> tuple[tuple[str | None, RGB, RGB], ...]:
+    """``(part or None, from, to)`` for "the glow colour from pink to cyan", "replace X with Y"."""
     pairs = []
-    for m in re.finditer(rf"from {_COLOUR_PHRASE} (?:to|into) {_COLOUR_PHRASE}", text):
-        src, dst = _tail_colour(m.group(1)), _head_colour(m.group(2))
+    for m in re.finditer(rf"from {_COLOUR_PHRASE} (?:to|into) {_COLOUR_PHRASE}|replace (?:the )?{_COLOUR_PHRASE} with {_COLOUR_PHRASE}", text):
+        src = _tail_colour(m.group(1) or m.group(3))
+        dst = _head_colour(m.group(2) or m.group(4))
         if src and dst:
-            pairs.append((src, dst))
-    for m in re.finditer(rf"replace (?:the )?{_COLOUR_PHRASE} with {_COLOUR_PHRASE}", text):
-        src, dst = _tail_colour(m.group(1)), _head_colour(m.group(2))
-        if src and dst:
-            pairs.append((src, dst))
+            clause = re.split(r"[,.;:!?\n]", text[: m.start()])[-1]
+            named = [p for p in (_part_of(t) for t in _tokens(clause)) if p]
+            pairs.append((named[-1] if named else None, src, dst))
     return tuple(pairs)
 
 

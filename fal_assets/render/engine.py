@@ -177,10 +177,12 @@ def edit_image(
 
     pairs: list[tuple[np.ndarray, np.ndarray]] = []
     centres = found.palette
-    for src, dst in cues.recolour:
-        if len(centres):
-            j = int(np.argmin(((centres - np.array(src)) ** 2).sum(1)))
-            if np.linalg.norm(centres[j] - np.array(src)) < 160:
+    for part, src, dst in cues.recolour:
+        if part in found.parts:
+            pairs.append((np.array(found.parts[part], np.float32), np.array(dst, np.float32)))
+        elif len(centres):
+            j = min(range(len(centres)), key=lambda i: _hue_distance(centres[i], src))
+            if _hue_distance(centres[j], src) < 0.35:
                 pairs.append((centres[j], np.array(dst, np.float32)))
     targets = dict(cues.colours)
     for rgb_hex, part in zip(cues.unbound_hex, [p for p in UNBOUND_ORDER if p not in targets and p in found.parts]):
@@ -209,6 +211,25 @@ def edit_image(
     return Image.fromarray(out, "RGBA")
 
 
+def _hue_distance(a, b) -> float:
+    """0..~1.5: hue first for coloured pairs ("pink" finds hot pink, not skin)."""
+    import colorsys
+
+    h1, s1, v1 = colorsys.rgb_to_hsv(*(float(x) / 255 for x in a))
+    h2, s2, v2 = colorsys.rgb_to_hsv(*(float(x) / 255 for x in b))
+    dh = min(abs(h1 - h2), 1 - abs(h1 - h2)) * 2
+    return dh * min(s1, s2) * 2 + 0.3 * abs(s1 - s2) + 0.3 * abs(v1 - v2)
+
+
+def _near(mask: np.ndarray, steps: int = 2) -> np.ndarray:
+    """``mask`` grown by ``steps`` pixels."""
+    m = mask.copy()
+    for _ in range(steps):
+        p = np.pad(m, 1, constant_values=False)
+        m = m | p[:-2, 1:-1] | p[2:, 1:-1] | p[1:-1, :-2] | p[1:-1, 2:]
+    return m
+
+
 def _fit(image: Image.Image, size: tuple[int, int], bg: RGB | None) -> Image.Image:
     if image.size == size:
         return image
@@ -231,7 +252,7 @@ def _swap_background(rgb, alpha, old_bg: RGB | None, centres: np.ndarray, new_bg
     a = np.ones(len(flat), np.float32)
     near = np.abs(flat - bg).max(1) <= 3
     a[near] = 0.0
-    edge = ~near & (np.abs(flat - bg).max(1) < 200)
+    edge = ~near & _near(near.reshape(alpha.shape)).reshape(-1)
     if len(centres) and edge.any():
         c = flat[edge]
         best_a, best_err = np.ones(len(c), np.float32), np.full(len(c), np.inf, np.float32)

@@ -39,7 +39,7 @@ POSE_TABLE: dict[str, PoseSpec] = {
     "run": PoseSpec((-48, 40), (42, 128), (52, -8), (-34, -82), "side", lean=12, hands="fist", flow="back"),
     "jump": PoseSpec((150, 168), (-55, -15), (82, -6), (38, -62), "three_quarter", lean=4, lift=0.9, hands="fist", flow="up", mood="happy"),
     "wave": PoseSpec((128, 168), (-13, -7), (5, 2), (-4, -2), "front", tilt=-6, mood="happy"),
-    "crouch": PoseSpec((38, -22), (-38, 22), (64, -10), (-64, 10), "front", hands="fist"),
+    "crouch": PoseSpec((40, -30), (-40, 30), (70, -30), (-70, 30), "front", hands="fist"),
     "sit": PoseSpec((72, 118), (-38, -18), (122, 22), (110, 12), "three_quarter", lean=-10),
     "attack": PoseSpec((86, 90), (-28, 75), (32, 4), (-36, -28), "side", lean=10, hands="weapon", flow="back", mood="fierce"),
     "kick": PoseSpec((-60, -28), (48, 125), (95, 92), (-10, -4), "side", lean=-18, hands="fist", flow="back", mood="fierce"),

@@ -202,7 +202,7 @@ def build_factor(loras: list[tuple[LocalLora, float]], cues: Cues, reference_asp
     for lora, scale in loras:
         t = lora.weight(scale, cues)
         if t > 0 and lora.aspect > 0:
-            wanted = min(1.25, max(0.8, reference_aspect / lora.aspect))
+            wanted = min(1.2, max(0.85, reference_aspect / lora.aspect))
             factor *= 1.0 + (wanted - 1.0) * t
     return factor
 

@@ -32,7 +32,7 @@ class Analysis:
     palette: np.ndarray  # (k, 3) float, 0..255, heaviest first
     weights: np.ndarray  # (k,) sums to 1
     parts: dict[str, RGB]  # colours whose role could be told (hair, skin, outfit, trim, accent, eyes)
-    aspect: float  # figure bounding box height / width (median)
+    aspect: float  # figure bounding box height / width of the upright images (75th percentile)
     fill: float  # share of the bounding box the figure covers (median)
     height_fraction: float  # bounding box height / image height (median)
     images: int
@@ -194,4 +194,4 @@ def analyse(images: list[Image.Image], k: int = 8) -> Analysis:
     aspects = [(f.bbox[3] - f.bbox[1]) / max(1, f.bbox[2] - f.bbox[0]) for f in figures]  # type: ignore[index]
     fills = [f.mask.sum() / max(1, (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1])) for f in figures]  # type: ignore[index]
     heights = [(f.bbox[3] - f.bbox[1]) / f.mask.shape[0] for f in figures]  # type: ignore[index]
-    return Analysis(palette, pw, parts, float(np.median(aspects)), float(np.median(fills)), float(np.median(heights)), len(figures))
+    return Analysis(palette, pw, parts, float(np.percentile(aspects, 75)), float(np.median(fills)), float(np.median(heights)), len(figures))
