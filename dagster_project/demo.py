@@ -50,7 +50,15 @@ def quiet_instance_home(home: Path) -> None:
         config.write_text("telemetry:\n  enabled: false\n")
 
 
-def run(folder: str = "characters", output: str = "output", workdir: str = ".fal-assets", profile: str = "final") -> int:
+def fal_for(backend: str, workdir: str) -> FalResource:
+    """The demo runs offline; ``backend="fal"`` (fal.ai or the emulator) takes the key
+    from the environment through ``dg.EnvVar`` only."""
+    if backend == "fal":
+        return FalResource(backend="fal", api_key=dg.EnvVar("FAL_KEY"), workdir=workdir, concurrency=4)
+    return FalResource(backend="local", workdir=workdir)
+
+
+def run(folder: str = "characters", output: str = "output", workdir: str = ".fal-assets", profile: str = "final", backend: str = "local") -> int:
     os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster").absolute()))
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     quiet_instance_home(Path(os.environ["DAGSTER_HOME"]))
@@ -60,7 +68,7 @@ def run(folder: str = "characters", output: str = "output", workdir: str = ".fal
         print("\n".join(exc.lines()), file=sys.stderr)
         return 2
     resources = {
-        "fal": FalResource(backend="local", workdir=workdir),
+        "fal": fal_for(backend, workdir),
         "store": StoreResource(root=output),
         "cutout": CutoutResource(),
         "characters": CharacterLibrary(folder=folder),
@@ -88,7 +96,7 @@ def run(folder: str = "characters", output: str = "output", workdir: str = ".fal
     report = cost_report(journal)
     journal.close()
     print(
-        f"billed: ${report.billed_usd:.2f} (local backend, offline). "
+        f"billed: ${report.billed_usd:.2f} ({'local backend, offline' if backend == 'local' else 'fal backend'}). "
         f"The same run on fal would cost about ${report.estimated_usd:.2f} "
         f"(see {Path(output) / '_reports' / 'cost_report.csv'})."
     )

@@ -80,7 +80,7 @@ def expected_cost(endpoint: str, arguments: dict, input_sizes=None) -> float:
 @pytest.fixture(scope="module")
 def emu():
     """One queue slot and a visible latency, so positions and cancels can be observed."""
-    emulator = EmulatorProcess(concurrency=1, latency=0.4, seed=11, hang_seconds=30)
+    emulator = EmulatorProcess(concurrency=1, latency=0.5, seed=11, hang_seconds=30)
     with emulator:
         yield emulator
         # Stops cleanly (exit 0) on SIGTERM, even after hung and dropped requests.

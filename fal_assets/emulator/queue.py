@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable
@@ -34,7 +33,6 @@ class Job:
     webhook: str | None = None
     state: str = IN_QUEUE
     cancelled: bool = False
-    cancel_requested: bool = False
     logs: list[dict[str, Any]] = field(default_factory=list)
     result: dict[str, Any] | None = None
     error: str | None = None
@@ -42,7 +40,6 @@ class Job:
     error_status: int = 0
     error_body: dict[str, Any] | None = None
     inference_time: float | None = None
-    submitted_at: float = field(default_factory=time.monotonic)
 
     @property
     def app(self) -> str:

@@ -52,6 +52,10 @@ async def serve(
     """Serve until ``stop`` is set, or SIGINT/SIGTERM when running in the main thread."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
+    sock = _bind(host, port)
+    tls = None
+    runner = web.AppRunner(emulator.app(), access_log=None, handle_signals=False, handler_cancellation=True,
+                           shutdown_timeout=1.0)
     handled = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
@@ -59,11 +63,8 @@ async def serve(
             handled.append(sig)
         except (NotImplementedError, RuntimeError, ValueError):
             pass  # not the main thread: the caller sets ``stop``
-    tls = server_tls(cert_dir, [host])
-    sock = _bind(host, port)
-    runner = web.AppRunner(emulator.app(), access_log=None, handle_signals=False, handler_cancellation=True,
-                           shutdown_timeout=1.0)
     try:
+        tls = server_tls(cert_dir, [host])
         await runner.setup()
         await web.SockSite(runner, sock, ssl_context=tls.context, shutdown_timeout=1.0).start()
         address = f"{_host_for_url(host)}:{sock.getsockname()[1]}"
@@ -80,7 +81,8 @@ async def serve(
         emulator.stopping.set()
         await runner.cleanup()
         sock.close()
-        tls.cleanup()
+        if tls is not None:
+            tls.cleanup()
         for sig in handled:
             loop.remove_signal_handler(sig)
 

@@ -249,7 +249,6 @@ class Emulator:
             log.info("cancelled %s while queued (not billed)", job.request_id)
         else:
             # In progress: fal signals the runner; the emulated app finishes (and is billed).
-            job.cancel_requested = True
             job.log("Cancellation requested while in progress; the runner finishes the request")
         return _json({"status": "CANCELLATION_REQUESTED"}, 202, headers)
 

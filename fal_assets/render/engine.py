@@ -10,7 +10,9 @@ from PIL import Image
 
 from ..errors import InvalidInput, Problem
 from .cues import PARTS, RGB, UNBOUND_ORDER, Cues, parse_prompt
-from .figure import POSE_TABLE, Look, draw_figure, layout, rasterise
+from .drawing import layout, rasterise
+from .figure import Look, draw_figure
+from .poses import POSE_TABLE
 from .lora import LocalLora, apply_colours, build_factor
 from .palette import analyse, figure_of
 
@@ -161,17 +163,22 @@ def edit_image(
 ) -> Image.Image:
     """An edit of ``source``: recolour and background swap keep its composition; a prompt
     that asks for a pose, view or close-up redraws the character found in it instead."""
-    found = analyse([source])
-    base = figure_of(source, max_side=None)
-    old_bg = base.background
+    old_bg = figure_of(source, max_side=None).background
+    try:
+        found = analyse([source])
+    except ValueError:  # a flat picture: nothing to recolour or to learn from
+        found = None
     if (cues.pose_explicit and cues.pose != "idle") or cues.view or cues.close_up:
-        colours = {**found.parts, **cues.colours}
-        if "accent" in found.parts and "eyes" not in colours and cues.visor:
-            colours["eyes"] = found.parts["accent"]
+        learned = found.parts if found else {}
+        colours = {**learned, **cues.colours}
+        if "accent" in learned and "eyes" not in colours and cues.visor:
+            colours["eyes"] = learned["accent"]
         recast = Cues(**{**cues.__dict__, "colours": colours})
         look = resolve_look(recast, seed, index, loras)
         return draw_character(look, cues, size, _background(cues, old_bg))
     image = _fit(source.convert("RGBA"), size, old_bg)
+    if found is None:
+        return image if cues.background is None and not cues.transparent else Image.new("RGBA", size, _background(cues))
     arr = np.asarray(image, dtype=np.float32)
     rgb, alpha = arr[..., :3].copy(), arr[..., 3].copy()
 

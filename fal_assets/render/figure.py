@@ -1,58 +1,18 @@
-"""The stylised figure: a skeleton posed by joint angles, turned into a display list
-of outlined, cel-shaded polygons in *head units* (the head is 1 unit tall, y grows
-downwards), then laid out on a canvas and drawn supersampled.
-
-Angles are in degrees in the image plane: 0 points straight down, positive turns
-towards +x (the way the figure faces). Limb ``a`` is the +x / near side one.
-"""
+"""The stylised figure: a skeleton posed by joint angles (``poses``), dressed in
+outlined, cel-shaded parts (hair, head, visor, torso, limbs, boots, accessory) and
+returned as a display list in head units (pelvis at the origin)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageDraw
 
-RGB = tuple[int, int, int]
-OUTLINE: RGB = (30, 26, 40)
-LIGHT = np.array([-0.6, -0.8])  # light comes from the upper left
-
-
-@dataclass(frozen=True)
-class PoseSpec:
-    arm_a: tuple[float, float]
-    arm_b: tuple[float, float]
-    leg_a: tuple[float, float]
-    leg_b: tuple[float, float]
-    view: str
-    lean: float = 0.0
-    tilt: float = 0.0
-    lift: float = 0.0
-    hands: str = "open"  # open | fist | weapon
-    flow: str = "down"  # where loose hair and capes stream: down | back | up
-    mood: str | None = None
-
-
-POSE_TABLE: dict[str, PoseSpec] = {
-    "idle": PoseSpec((13, 7), (-13, -7), (4, 2), (-4, -2), "front"),
-    "run": PoseSpec((-48, 40), (42, 128), (52, -8), (-34, -82), "side", lean=12, hands="fist", flow="back"),
-    "jump": PoseSpec((150, 168), (-55, -15), (82, -6), (38, -62), "three_quarter", lean=4, lift=0.9, hands="fist", flow="up", mood="happy"),
-    "wave": PoseSpec((128, 168), (-13, -7), (5, 2), (-4, -2), "front", tilt=-6, mood="happy"),
-    "crouch": PoseSpec((40, -30), (-40, 30), (70, -30), (-70, 30), "front", hands="fist"),
-    "sit": PoseSpec((72, 118), (-38, -18), (122, 22), (110, 12), "three_quarter", lean=-10),
-    "attack": PoseSpec((86, 90), (-28, 75), (32, 4), (-36, -28), "side", lean=10, hands="weapon", flow="back", mood="fierce"),
-    "kick": PoseSpec((-60, -28), (48, 125), (95, 92), (-10, -4), "side", lean=-18, hands="fist", flow="back", mood="fierce"),
-    "victory": PoseSpec((150, 174), (-150, -174), (10, 4), (-10, -4), "front", tilt=0, hands="fist", mood="happy"),
-}
-
-# view -> (torso width scale, shoulder/hip spread of side a, of side b, face shift)
-_VIEWS = {
-    "front": (1.0, 1.0, -1.0, 0.0),
-    "three_quarter": (0.86, 0.8, -0.55, 0.3),
-    "side": (0.74, 0.14, -0.14, 0.62),
-    "back": (1.0, 1.0, -1.0, 0.0),
-}
+from .drawing import LIGHT, OUTLINE, RGB, Drawing, bezier, capsule, ellipse, lighten, ribbon, shade
+from .drawing import direction as _dir
+from .drawing import is_dark as _dark
+from .poses import POSE_TABLE, VIEWS, PoseSpec
 
 
 @dataclass(frozen=True)
@@ -73,85 +33,6 @@ class Look:
     armored: bool = False
     expression: str = "calm"
     jitter: tuple[float, ...] = (0.0,) * 8
-
-
-@dataclass
-class Drawing:
-    """Display list in head units: (kind, points, colour, width) in paint order."""
-
-    ops: list[tuple[str, np.ndarray, RGB, float]] = field(default_factory=list)
-    lift: float = 0.0
-    head_top: float = 0.0
-    chest: float = 0.0
-    head_x: float = 0.0
-    ow: float = 0.045
-
-    def poly(self, pts: np.ndarray, colour: RGB) -> None:
-        self.ops.append(("poly", np.asarray(pts, float), colour, 0.0))
-
-    def line(self, pts: np.ndarray, colour: RGB, width: float) -> None:
-        self.ops.append(("line", np.asarray(pts, float), colour, width))
-
-    def bounds(self) -> tuple[float, float, float, float]:
-        allp = np.concatenate([p for _, p, _, _ in self.ops])
-        pad = np.array([max((w for _, _, _, w in self.ops), default=0.0) / 2] * 2)
-        lo, hi = allp.min(0) - pad, allp.max(0) + pad
-        return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
-
-    def mirrored(self) -> "Drawing":
-        flip = np.array([-1.0, 1.0])
-        out = Drawing([(k, p * flip, c, w) for k, p, c, w in self.ops], self.lift, self.head_top, self.chest, -self.head_x, self.ow)
-        return out
-
-
-# ---------------------------------------------------------------- geometry
-def _dir(angle: float) -> np.ndarray:
-    a = math.radians(angle)
-    return np.array([math.sin(a), math.cos(a)])
-
-
-def ellipse(c, rx: float, ry: float, rot: float = 0.0, n: int = 40, a0: float = 0.0, a1: float = 360.0) -> np.ndarray:
-    t = np.radians(np.linspace(a0, a1, n, endpoint=(a1 - a0) < 360))
-    pts = np.stack([rx * np.cos(t), ry * np.sin(t)], 1)
-    r = math.radians(rot)
-    m = np.array([[math.cos(r), math.sin(r)], [-math.sin(r), math.cos(r)]])
-    return pts @ m + np.asarray(c, float)
-
-
-def capsule(p0, p1, r0: float, r1: float, n: int = 10) -> np.ndarray:
-    p0, p1 = np.asarray(p0, float), np.asarray(p1, float)
-    d = p1 - p0
-    a = math.degrees(math.atan2(d[1], d[0])) if np.hypot(*d) > 1e-9 else 90.0
-    t1 = np.radians(np.linspace(a - 90, a + 90, n))
-    t0 = np.radians(np.linspace(a + 90, a + 270, n))
-    end = p1 + r1 * np.stack([np.cos(t1), np.sin(t1)], 1)
-    start = p0 + r0 * np.stack([np.cos(t0), np.sin(t0)], 1)
-    return np.concatenate([end, start])
-
-
-def bezier(p0, p1, p2, n: int = 14) -> np.ndarray:
-    t = np.linspace(0, 1, n)[:, None]
-    return (1 - t) ** 2 * np.asarray(p0) + 2 * (1 - t) * t * np.asarray(p1) + t**2 * np.asarray(p2)
-
-
-def ribbon(path: np.ndarray, w0: float, w1: float) -> np.ndarray:
-    """A tapered band along a path (width w0 at the start, w1 at the end)."""
-    d = np.gradient(path, axis=0)
-    nrm = np.stack([-d[:, 1], d[:, 0]], 1) / np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-9)[:, None]
-    w = np.linspace(w0, w1, len(path))[:, None] / 2
-    return np.concatenate([path + nrm * w, (path - nrm * w)[::-1]])
-
-
-def shade(c: RGB, f: float = 0.74) -> RGB:
-    return tuple(int(round(v * f)) for v in c)  # type: ignore[return-value]
-
-
-def lighten(c: RGB, f: float) -> RGB:
-    return tuple(int(round(v + (255 - v) * f)) for v in c)  # type: ignore[return-value]
-
-
-def _dark(c: RGB) -> bool:
-    return 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2] < 60
 
 
 # ---------------------------------------------------------------- parts
@@ -234,7 +115,7 @@ def _dims(look: Look) -> dict[str, float]:
 
 def _skeleton(look: Look, pose: PoseSpec, view: str, dm: dict[str, float]) -> _Skeleton:
     j = look.jitter
-    torso_w, spread_a, spread_b, _ = _VIEWS[view]
+    _, spread_a, spread_b, _ = VIEWS[view]
     lean = pose.lean + 2.5 * j[0]
     up = -_dir(-lean)  # unit vector from pelvis towards the chest
     side = np.array([-up[1], up[0]])  # +x across the body
@@ -262,12 +143,11 @@ def _skeleton(look: Look, pose: PoseSpec, view: str, dm: dict[str, float]) -> _S
         t_ang, s_ang = limb[0] + 3 * j[6 + k], limb[1] + 3 * j[6 + k]
         knees[key] = hips[key] + _dir(t_ang) * dm["thigh"]
         ankles[key] = knees[key] + _dir(s_ang) * dm["shin"]
-    del torso_w
     return _Skeleton(pelvis, chest, up, side, head, head_rot, shoulders, elbows, hands, hips, knees, ankles)
 
 
 def _torso(p: _Painter, sk: _Skeleton, dm, view: str, col: dict[str, RGB]) -> None:
-    tw = _VIEWS[view][0]
+    tw = VIEWS[view][0]
     sw, ww, hw, tl = dm["sw"] * tw, dm["ww"] * tw, dm["hw"] * tw, dm["torso"]
     local = np.array([
         (-sw * 0.78, -0.06), (-sw, 0.06), (-sw * 0.95, 0.3), (-ww, 0.55 * tl), (-hw, 0.9 * tl), (-hw * 0.92, tl + 0.12),
@@ -380,7 +260,7 @@ def _hair(p: _Painter, sk: _Skeleton, dm, view: str, flow: str, front: bool) -> 
     if view == "back":
         cap = ellipse((0, 0.04), big_rx, big_ry * 1.02, n=40)
     else:
-        shift = _VIEWS[view][3]
+        shift = VIEWS[view][3]
         hang = 0.35 if style in ("bob", "long") else 0.05
         back_hang = {"front": hang, "three_quarter": max(hang, 0.4), "side": max(hang, 0.6)}[view]
         fringe = [(big_rx, hang * ry)]
@@ -391,8 +271,7 @@ def _hair(p: _Painter, sk: _Skeleton, dm, view: str, flow: str, front: bool) -> 
         for i, x in enumerate(xs):
             fringe.append((x, (-0.05 if i % 2 else -0.32) * ry))
         fringe.append((-big_rx, back_hang * ry))
-        cap = np.concatenate([top, np.array(fringe)])
-        cap = np.concatenate([cap[:1] * 0 + [-big_rx, back_hang * ry], cap])
+        cap = np.concatenate([[(-big_rx, back_hang * ry)], top, np.array(fringe)])
     if style == "spiky":
         spikes = []
         for k, a in enumerate(np.linspace(200, 340, 6)):
@@ -413,7 +292,7 @@ def _head(p: _Painter, sk: _Skeleton, dm, view: str, mood: str) -> None:
     p.d.poly(_head_local(sk, ellipse((-0.06 * rx, -0.03 * ry), rx * 0.93, ry * 0.96)), skin)
     if view == "back":
         return
-    shift = _VIEWS[view][3] * rx
+    shift = VIEWS[view][3] * rx
     eyes_col = p.look.colours["eyes"]
     if p.look.visor:
         x0 = -0.98 * rx + (shift * 1.4 if view == "side" else shift * 0.6)
@@ -535,60 +414,3 @@ def draw_figure(look: Look, pose_name: str, view: str | None = None, facing: int
     d.head_top, d.head_x = float(hp[1]) - d.ow, float(sk.head[0])
     d.chest = float(sk.chest[1] + 0.55 * dm["torso"])
     return d.mirrored() if facing < 0 else d
-
-
-# ---------------------------------------------------------------- raster
-def layout(d: Drawing, idle: Drawing, width: int, height: int, close_up: bool) -> tuple[float, float, float]:
-    """Scale (px per head unit) and the pixel position of the unit origin."""
-    margin = max(2.0, 0.045 * min(width, height))
-    x0, y0, x1, y1 = d.bounds()
-    if close_up:
-        roi_h = d.chest - d.head_top
-        s = 0.86 * min(height, 1.15 * width) / roi_h
-        return s, width / 2 - s * d.head_x, 0.07 * height - s * d.head_top
-    ix0, iy0, ix1, iy1 = idle.bounds()
-    idle_h = iy1 - iy0
-    s = min(0.76 * height / idle_h, (width - 2 * margin) / max(ix1 - ix0, 0.42 * idle_h))
-    ground_px = height / 2 + 0.5 * idle_h * s
-    ground_u = y1 + d.lift
-    if ground_u - y0 > 0:
-        s = min(s, (ground_px - margin) / (ground_u - y0))
-    s = min(s, (width - 2 * margin) / max(x1 - x0, 1e-6))
-    ox = width / 2 - s * (x0 + x1) / 2
-    oy = ground_px - s * ground_u
-    return s, ox, oy
-
-
-def rasterise(d: Drawing, width: int, height: int, scale: float, ox: float, oy: float) -> Image.Image:
-    """Draw the display list supersampled; returns a transparent RGBA layer of the canvas size."""
-    x0, y0, x1, y1 = d.bounds()
-    bx0 = max(0, int(math.floor(ox + scale * x0)) - 2)
-    by0 = max(0, int(math.floor(oy + scale * y0)) - 2)
-    bx1 = min(width, int(math.ceil(ox + scale * x1)) + 2)
-    by1 = min(height, int(math.ceil(oy + scale * y1)) + 2)
-    layer = Image.new("RGBA", (width, height), (0, 0, 0, 0))
-    if bx1 <= bx0 or by1 <= by0:
-        return layer
-    area = (bx1 - bx0) * (by1 - by0)
-    ss = 4 if area < 150_000 else 3 if area < 700_000 else 2
-    region = Image.new("RGBA", ((bx1 - bx0) * ss, (by1 - by0) * ss), (0, 0, 0, 0))
-    draw = ImageDraw.Draw(region)
-    k = scale * ss
-    shift = np.array([(ox - bx0) * ss, (oy - by0) * ss])
-    for kind, pts, colour, w in d.ops:
-        xy = pts * k + shift
-        flat = [tuple(p) for p in xy.round(2).tolist()]
-        fill = (*colour, 255)
-        if kind == "poly":
-            if len(flat) >= 3:
-                draw.polygon(flat, fill=fill)
-        else:
-            width_px = max(1, int(round(w * k)))
-            draw.line(flat, fill=fill, width=width_px, joint="curve")
-            if width_px > 3:
-                r = width_px / 2
-                for x, y in (flat[0], flat[-1]):
-                    draw.ellipse((x - r, y - r, x + r, y + r), fill=fill)
-    small = region.resize((bx1 - bx0, by1 - by0), Image.Resampling.LANCZOS)
-    layer.paste(small, (bx0, by0))
-    return layer

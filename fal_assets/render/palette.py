@@ -136,7 +136,7 @@ def _chroma(c) -> float:
     return float(np.max(c) - np.min(c))
 
 
-def analyse(images: list[Image.Image], k: int = 8) -> Analysis:
+def analyse(images: list[Image.Image], k: int = 12) -> Analysis:
     """Palette, part colours and proportions of the figure(s) in ``images``."""
     figures = [f for f in (figure_of(im) for im in images) if f.bbox is not None]
     if not figures:
@@ -157,10 +157,10 @@ def analyse(images: list[Image.Image], k: int = 8) -> Analysis:
         totals += counts / counts.sum()
         x0, y0, x1, y1 = f.bbox  # type: ignore[misc]
         ys = (np.nonzero(f.mask)[0] - y0) / max(1, y1 - y0)
-        boundary = (f.mask & ~_eroded(f.mask))[f.mask]
-        edge += np.bincount(lab[boundary], minlength=n)
-        for band, (lo, hi) in {"crown": (0, 0.06), "head": (0, 0.2), "torso": (0.3, 0.5), "legs": (0.62, 1.01)}.items():
-            sel = (ys >= lo) & (ys < hi)
+        inner = _eroded(f.mask)[f.mask]  # the silhouette's outline does not vote
+        edge += np.bincount(lab[~inner], minlength=n)
+        for band, (lo, hi) in {"crown": (0, 0.07), "head": (0, 0.2), "torso": (0.3, 0.5), "legs": (0.62, 1.01)}.items():
+            sel = (ys >= lo) & (ys < hi) & inner
             if sel.any():
                 bands[band] += np.bincount(lab[sel], minlength=n) / sel.sum()
     all_counts = np.zeros(n)
@@ -174,10 +174,22 @@ def analyse(images: list[Image.Image], k: int = 8) -> Analysis:
     parts: dict[str, RGB] = {}
     taken: set[int] = set()
 
+    def shade_of_taken(j: int) -> bool:  # the shadow or highlight tone of a colour already placed
+        for t in taken:
+            a, b = centres[j].astype(float), centres[t].astype(float)
+            na, nb = np.linalg.norm(a), np.linalg.norm(b)
+            if na > 1 and nb > 1 and 0.55 <= na / nb <= 0.92 and a @ b / (na * nb) > 0.995:
+                return True
+            lift, room = a - b, 255.0 - b  # a = b + f * (white - b)
+            nl, nr = np.linalg.norm(lift), np.linalg.norm(room)
+            if nl > 1 and nr > 1 and 0.08 <= nl / nr <= 0.45 and lift @ room / (nl * nr) > 0.99:
+                return True
+        return False
+
     def pick(part: str, score: np.ndarray, ok=lambda j: True, floor: float = 1e-9) -> None:
         best, best_score = None, floor
         for j in range(n):
-            if usable[j] and j not in taken and ok(j) and score[j] > best_score:
+            if usable[j] and j not in taken and ok(j) and not shade_of_taken(j) and score[j] > best_score:
                 best, best_score = j, score[j]
         if best is not None:
             taken.add(best)
@@ -188,9 +200,10 @@ def analyse(images: list[Image.Image], k: int = 8) -> Analysis:
     pick("skin", bands["head"], ok=lambda j: _skin_like(centres[j]), floor=0.03 * len(figures))
     pick("trim", bands["legs"], floor=0.08 * len(figures))
     pick("accent", np.array([_chroma(c) for c in centres]) * (weights >= 0.003), floor=60)
-    pick("eyes", bands["head"] * np.array([_chroma(c) >= 40 for c in centres]), floor=0.03 * len(figures))
+    pick("eyes", bands["head"] * np.array([_chroma(c) >= 80 and not _skin_like(c) for c in centres]), floor=0.03 * len(figures))
 
-    palette, pw = _merge(centres, weights)
+    inside = edge_share < 0.6  # anti-aliased rims and the silhouette outline are no character colours
+    palette, pw = _merge(centres[inside], weights[inside])
     aspects = [(f.bbox[3] - f.bbox[1]) / max(1, f.bbox[2] - f.bbox[0]) for f in figures]  # type: ignore[index]
     fills = [f.mask.sum() / max(1, (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1])) for f in figures]  # type: ignore[index]
     heights = [(f.bbox[3] - f.bbox[1]) / f.mask.shape[0] for f in figures]  # type: ignore[index]
