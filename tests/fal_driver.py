@@ -4,7 +4,8 @@ Used by the tests as a subprocess whose environment points fal_client at the emu
 (``FAL_QUEUE_RUN_HOST`` is read when fal_client is imported, so it must be set first).
 
     python tests/fal_driver.py SPEC.json
-    SPEC: {"requests": [{"endpoint", "arguments"}], "workdir", "concurrency", "call_timeout", "retries"}
+    SPEC: {"requests": [{"endpoint", "arguments"}], "workdir", "concurrency", "call_timeout", "retries",
+           "journal_url" (optional; default SQLite in workdir)}
 """
 
 import asyncio
@@ -37,6 +38,7 @@ async def main(spec: dict) -> dict:
     workdir = Path(spec["workdir"])
     settings = Settings(
         backend="fal",
+        journal_url=spec.get("journal_url"),
         store_root=workdir / "store",
         concurrency=spec.get("concurrency", 2),
         call_timeout=spec.get("call_timeout", 10.0),

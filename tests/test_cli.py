@@ -109,3 +109,52 @@ def test_console_script_exit_code_without_traceback():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().startswith("fal-ai/flux-2-pro: arguments.output_format")
+
+
+def test_generate_twice_costs_nothing_the_second_time(tmp_path, monkeypatch):
+    monkeypatch.delenv("FAL_KEY", raising=False)
+    monkeypatch.delenv("FAL_AI_API_KEY", raising=False)
+    args = ["generate", "fal-ai/flux-2-pro", "--arg", "prompt=a knight in silver armor, plain white background",
+            "--arg", "image_size=256x256", "--out", str(tmp_path / "work"), "--json"]
+    first = invoke(*args)
+    assert first.exit_code == 0, first.output
+    one = json.loads(first.stdout)
+    assert one["backend"] == "local" and one["cache_hit"] is False and one["cost_usd"] == 0
+    assert one["estimated_usd"] == pytest.approx(0.03) and isinstance(one["seed"], int) and one["request_id"]
+    assert all(Path(p).is_file() for p in one["files"])
+    second = json.loads(invoke(*args).stdout)
+    assert second["cache_hit"] is True and second["cost_usd"] == 0
+    assert second["files"] == one["files"] and second["seed"] == one["seed"] and second["request_id"] == one["request_id"]
+
+
+def test_generate_invalid_request_sends_nothing(tmp_path):
+    result = invoke("generate", "fal-ai/flux-2/lora", "--arg", "prompt=x", "--arg", "image_size=256x256",
+                    "--backend", "local", "--out", str(tmp_path / "work"))
+    assert result.exit_code == 2 and "512" in result.stderr
+    db = tmp_path / "work" / "journal.db"
+    if db.exists():
+        from fal_assets.journal import Journal
+
+        assert Journal.at(db).entries() == []  # never claimed, never sent
+
+
+def test_emulate_prints_its_environment_then_ready():
+    exe = Path(sys.executable).with_name("fal-assets")
+    proc = subprocess.Popen([str(exe), "emulate", "--port", "0", "--latency", "0"], stdout=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        while True:
+            line = proc.stdout.readline().strip()
+            lines.append(line)
+            if line == "ready" or not line:
+                break
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    names = {line.split("=", 1)[0] for line in lines if "=" in line}
+    assert {"FAL_RUN_HOST", "FAL_QUEUE_RUN_HOST", "SSL_CERT_FILE"} <= names and lines[-1] == "ready"
+
+
+def test_emulate_bad_faults_exit_2():
+    result = invoke("emulate", "--port", "0", "--faults", "500=2")
+    assert result.exit_code == 2 and "--faults" in result.stderr

@@ -112,7 +112,7 @@ def test_nsfw_output_is_quarantined(tmp_path):
     states = [r[0] for r in journal_rows(tmp_path)]
     assert states == ["quarantined", "quarantined"]
     assert summary["totals"]["billed_usd"] == pytest.approx(ledger["total_usd"])  # fal bills flagged output too
-    assert list((tmp_path / "work" / "store" / "quarantine").rglob("*.png"))
+    assert [p for p in (tmp_path / "work" / "store" / "quarantine").rglob("*") if p.suffix == ".jpg"]  # flux-2-pro sends jpeg by default
 
 
 def test_422_is_reported_field_by_field(tmp_path):

@@ -335,6 +335,22 @@ def test_lora_with_trigger_word_draws_the_learned_character(zorp_lora):
     assert png(render_image(args, loras=[(lora, 0.0)])) == png(without)
 
 
+def test_lora_learns_traits_from_captions():
+    from fal_assets.render.engine import resolve_look
+
+    dataset = dataset_zip(GLITCH, ["standing", "running", "waving"], captions="glitch_char, girl, high ponytail, goggles, katana")
+    data, config = train_lora(dataset, steps=1000, learning_rate=5e-5)
+    lora = load_lora(data)
+    assert lora.traits == {"hair_style": "ponytail", "accessory": "sword", "visor": "1"}
+    assert config["traits"] == lora.traits
+    look = resolve_look(parse_prompt("glitch_char, running"), 123, 0, [(lora, 1.0)])
+    assert (look.hair_style, look.accessory, look.visor) == ("ponytail", "sword", True)
+    look = resolve_look(parse_prompt("glitch_char, bald, running"), 123, 0, [(lora, 1.0)])
+    assert look.hair_style == "bald"  # the prompt wins over the LoRA
+    plain = resolve_look(parse_prompt("a girl running"), 123, 0, [(lora, 1.0)])  # untriggered: too weak
+    assert plain.visor is False
+
+
 @pytest.mark.parametrize(
     "payload, message",
     [

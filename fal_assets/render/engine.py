@@ -12,9 +12,9 @@ from ..errors import InvalidInput, Problem
 from .cues import PARTS, RGB, UNBOUND_ORDER, Cues, parse_prompt
 from .drawing import layout, rasterise
 from .figure import Look, draw_figure
-from .poses import POSE_TABLE
-from .lora import LocalLora, apply_colours, build_factor
+from .lora import LocalLora, apply_colours, build_factor, lora_traits
 from .palette import analyse, figure_of
+from .poses import POSE_TABLE
 
 DEFAULT_SEED = 0
 """The seed of a request without one (fal picks a random one; the local renderer does not)."""
@@ -84,6 +84,7 @@ def _rng(seed: int, index: int, salt: int) -> np.random.Generator:
 def resolve_look(cues: Cues, seed: int, index: int, loras: Loras = ()) -> Look:
     """Colours, hair, accessory and proportions: prompt first, then LoRAs, then seed."""
     rng = _rng(seed, index, 0x5EED)
+    learned = lora_traits(list(loras), cues)
     colours = dict(DEFAULT_COLOURS)
     colours.update(cues.colours)
     explicit = set(cues.colours)
@@ -91,24 +92,27 @@ def resolve_look(cues: Cues, seed: int, index: int, loras: Loras = ()) -> Look:
     for rgb, part in zip(cues.unbound_hex, free):
         colours[part] = rgb
         explicit.add(part)
-    if cues.visor and "eyes" not in explicit:
+    if (cues.visor or learned.get("visor") == "1") and "eyes" not in explicit:
         colours["eyes"] = colours["accent"]
     if "gear" not in explicit and "trim" in explicit:
         colours["gear"] = colours["trim"]
     colours, _ = apply_colours(colours, explicit, list(loras), cues)
+    seeded_hair = SEED_HAIR[int(rng.integers(len(SEED_HAIR)))]  # always drawn, so the
+    seeded_accessory = SEED_ACCESSORY[int(rng.integers(len(SEED_ACCESSORY)))]  # rest stays put
+    seeded_heads = float(rng.uniform(4.6, 5.8))
     look = Look(
         colours=colours,
-        hair_style=cues.hair_style or SEED_HAIR[int(rng.integers(len(SEED_HAIR)))],
-        accessory=cues.accessory if cues.accessory else SEED_ACCESSORY[int(rng.integers(len(SEED_ACCESSORY)))],
-        heads=cues.heads or float(rng.uniform(4.6, 5.8)),
-        build=cues.build or 1.0,
+        hair_style=cues.hair_style or learned.get("hair_style") or seeded_hair,
+        accessory=cues.accessory or learned.get("accessory") or seeded_accessory,
+        heads=cues.heads or _float(learned.get("heads")) or seeded_heads,
+        build=cues.build or _float(learned.get("build")) or 1.0,
         head_scale=float(rng.uniform(0.93, 1.08)),
         shoulder=float(rng.uniform(0.88, 1.12)),
         limb=float(rng.uniform(0.86, 1.14)),
         leg=float(rng.uniform(0.94, 1.07)),
-        visor=cues.visor,
-        gloves=cues.gloves,
-        armored=cues.armored,
+        visor=cues.visor or learned.get("visor") == "1",
+        gloves=cues.gloves or learned.get("gloves") == "1",
+        armored=cues.armored or learned.get("armored") == "1",
         expression=cues.expression,
         jitter=tuple(float(v) for v in rng.uniform(-1, 1, 8)),
     )
@@ -118,6 +122,13 @@ def resolve_look(cues: Cues, seed: int, index: int, loras: Loras = ()) -> Look:
         if factor != 1.0:
             look = Look(**{**look.__dict__, "build": look.build * factor})
     return look
+
+
+def _float(text: str | None) -> float | None:
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return None
 
 
 def _background(cues: Cues, fallback: RGB | None = (255, 255, 255)) -> tuple[int, int, int, int]:
@@ -161,8 +172,14 @@ def render_image(
 def edit_image(
     source: Image.Image, cues: Cues, size: tuple[int, int], *, seed: int = DEFAULT_SEED, index: int = 0, loras: Loras = ()
 ) -> Image.Image:
-    """An edit of ``source``: recolour and background swap keep its composition; a prompt
-    that asks for a pose, view or close-up redraws the character found in it instead."""
+    """An edit of ``source``.
+
+    Colour cues (part colours, unbound hex codes, "from X to Y", LoRA colours) recolour
+    the matching colours of the input and a background cue swaps its flat background:
+    the composition is kept (fitted and centred when ``size`` differs), and every
+    ``index`` gives the same picture. A prompt that asks for a pose, view or close-up
+    redraws the character found in the input (its colours) in that pose instead.
+    """
     old_bg = figure_of(source, max_side=None).background
     try:
         found = analyse([source])

@@ -5,7 +5,9 @@ Tensors (float32): ``palette`` [k, 3] (0..1), ``weights`` [k], ``part_colours`` 
 (0..1, rows in ``PART_ORDER``), ``part_mask`` [6] (1 = learned), ``proportions`` [3]
 (bounding-box aspect h/w, fill, height fraction), ``strength`` [1].
 String metadata: ``format`` (``fal-assets-local-lora/1``), ``trigger_word``, ``steps``,
-``learning_rate``, ``image_count``, ``caption_count``, ``renderer``.
+``learning_rate``, ``image_count``, ``caption_count``, ``renderer``, and the traits most
+captions agree on (``hair_style``, ``accessory``, ``visor``, ``armored``, ``gloves``,
+``heads``, ``build``; images without a caption count with ``default_caption``).
 
 Applying one (``scale`` 0..4): its weight is ``scale x strength``, times 0.35 when the
 prompt lacks its trigger word (a LoRA without a trigger word is always fully active),
@@ -39,6 +41,8 @@ LORA_FORMAT = "fal-assets-local-lora/1"
 PART_ORDER = ("hair", "skin", "outfit", "trim", "accent", "eyes")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 UNTRIGGERED = 0.35
+TRAITS = ("hair_style", "accessory", "visor", "armored", "gloves", "heads", "build")
+"""Read from the captions (majority vote); applied while a LoRA weighs at least 0.5."""
 _WHERE = "training dataset"
 
 
@@ -57,6 +61,7 @@ class LocalLora:
     steps: int = 0
     learning_rate: float = 0.0
     image_count: int = 0
+    traits: dict[str, str] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)
 
     def weight(self, scale: float, cues: Cues) -> float:
@@ -82,13 +87,16 @@ def train_lora(
     if problems:
         raise InvalidInput(problems)
     images, captions = _read_dataset(dataset_zip)
-    trigger = (trigger_word or "").strip() or _trigger_from(captions + ([default_caption] if default_caption else []))
+    # images without a caption file are trained with default_caption, as fal's trainer does
+    effective = captions + [default_caption] * (len(images) - len(captions)) if default_caption else captions
+    trigger = (trigger_word or "").strip() or _trigger_from(effective)
     try:
         found = analyse(images)
     except ValueError:
         raise InvalidInput([Problem(_WHERE, "image_data_url", "no figure found: every image is one flat colour; "
                                     "use pictures of the character on a plain background")]) from None
     strength = 1.0 - math.exp(-steps * float(learning_rate) / 0.01)
+    traits = _traits_from(effective)
     part_colours = np.array([found.parts.get(p, (0, 0, 0)) for p in PART_ORDER], np.float32) / 255.0
     tensors = {
         "palette": (found.palette / 255.0).astype(np.float32),
@@ -110,6 +118,7 @@ def train_lora(
         "caption_count": str(len(captions)),
         "parts": ",".join(PART_ORDER),
         "proportions": "aspect,fill,height_fraction",
+        **traits,
     }
     config = {
         "format": LORA_FORMAT,
@@ -124,6 +133,7 @@ def train_lora(
         "palette": [_hex(c) for c in found.palette],
         "palette_weights": [round(float(w), 4) for w in found.weights],
         "part_colours": {p: _hex(found.parts[p]) for p in PART_ORDER if p in found.parts},
+        "traits": traits,
         "proportions": {"aspect": round(found.aspect, 4), "fill": round(found.fill, 4),
                         "height_fraction": round(found.height_fraction, 4)},
     }
@@ -165,6 +175,7 @@ def load_lora(data: bytes) -> LocalLora:
         steps=int(meta.get("steps", "0") or 0),
         learning_rate=float(meta.get("learning_rate", "0") or 0),
         image_count=int(meta.get("image_count", "0") or 0),
+        traits={k: meta[k] for k in TRAITS if meta.get(k)},
         metadata=dict(meta),
     )
 
@@ -194,6 +205,13 @@ def apply_colours(
         if over > 0:  # past scale 1 the look "overcooks": colours saturate
             out = {p: _saturate(c, min(0.6, 0.2 * over)) for p, c in out.items()}
     return out, total
+
+
+def lora_traits(loras: list[tuple[LocalLora, float]], cues: Cues) -> dict[str, str]:
+    """Caption-learned traits of the strongest LoRA that weighs at least 0.5 here."""
+    weighted = [(lora.weight(scale, cues), i) for i, (lora, scale) in enumerate(loras)]
+    weighted = [(w, i) for w, i in weighted if w >= 0.5]
+    return dict(loras[max(weighted)[1]][0].traits) if weighted else {}
 
 
 def build_factor(loras: list[tuple[LocalLora, float]], cues: Cues, reference_aspect: float) -> float:
@@ -247,6 +265,27 @@ def _trigger_from(captions: list[str]) -> str | None:
         return None
     word, count = Counter(firsts).most_common(1)[0]
     return word if count * 2 >= len([c for c in captions if c and c.strip()]) else None
+
+
+def _traits_from(captions: list[str]) -> dict[str, str]:
+    """Hair style, accessory, visor, armour, gloves, head count and build most captions agree on."""
+    from .cues import parse_prompt
+
+    parsed = [parse_prompt(c) for c in captions if c and c.strip()]
+    if not parsed:
+        return {}
+    half = len(parsed) / 2
+    out: dict[str, str] = {}
+    for key in ("hair_style", "accessory", "heads", "build"):
+        values = [getattr(c, key) for c in parsed if getattr(c, key) is not None]
+        if values:
+            value, count = Counter(values).most_common(1)[0]
+            if count >= half:
+                out[key] = str(value)
+    for key in ("visor", "armored", "gloves"):
+        if sum(bool(getattr(c, key)) for c in parsed) >= half:
+            out[key] = "1"
+    return out
 
 
 def _save(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> bytes:
