@@ -126,8 +126,15 @@ def cost_report(context: dg.AssetExecutionContext, fal: FalResource, store: Stor
     estimated (local), against the budget caps."""
     from fal_assets.costs import cost_report as build
 
-    report = build(fal.settings().journal(), budget=fal.settings().budget, out_csv=store.path("_reports", "cost_report.csv"))
+    settings = fal.settings()
+    journal = settings.journal()
+    try:
+        report = build(journal, budget=settings.budget, out_csv=store.path("_reports", "cost_report.csv"),
+                       events=meta.cost_events(context.instance, PAID_ASSETS))
+    finally:
+        journal.close()
     return dg.MaterializeResult(metadata=meta.costs(report))
 
 
+PAID_ASSETS = ["reference_images", "character_lora", "pose_images"]
 ALL = [character_spec, reference_images, training_dataset, character_lora, pose_images, sprites, sprite_sheet, cost_report]

@@ -57,6 +57,7 @@ def total(gens) -> dict[str, Any]:
     return {
         "cost_usd": MV.float(round(sum(g.cost_usd for g in gens), 6)),
         "estimated_usd": MV.float(round(sum(float(g.estimate.get("cost_usd") or 0.0) for g in gens), 6)),
+        "cost_kind": MV.text("billed" if any(g.cost_kind == "billed" for g in gens) else "estimated"),
         "cache_hits": MV.int(sum(g.cache_hit for g in gens)),
         "requests": MV.int(len(gens)),
         "backend": MV.text(", ".join(sorted({g.backend for g in gens})) or "none"),
@@ -165,6 +166,33 @@ def sheet(made) -> dict[str, Any]:
     }
 
 
+def _all_materializations(instance: dg.DagsterInstance, key: dg.AssetKey, page: int = 5000):
+    cursor = None
+    while True:
+        result = instance.fetch_materializations(key, limit=page, cursor=cursor)
+        yield from result.records
+        if not result.has_more:
+            return
+        cursor = result.cursor
+
+
+def cost_events(instance: dg.DagsterInstance, asset_names: list[str]) -> list[dict[str, Any]]:
+    """Every materialization's recorded cost, from the event log."""
+    events = []
+    for name in asset_names:
+        for record in _all_materializations(instance, dg.AssetKey(name)):
+            found = record.asset_materialization.metadata
+            if "cost_usd" in found:
+                events.append({
+                    "asset": name,
+                    "partition": record.asset_materialization.partition,
+                    "cost_usd": float(found["cost_usd"].value),
+                    "cost_kind": found["cost_kind"].value if "cost_kind" in found else "estimated",
+                    "timestamp": record.timestamp,
+                })
+    return events
+
+
 def costs(report) -> dict[str, Any]:
     frame = report.by_group
     columns = [dg.TableColumn(str(c), "float" if frame[c].dtype.kind == "f" else "string") for c in frame.columns]
@@ -175,4 +203,5 @@ def costs(report) -> dict[str, Any]:
         "billed_usd": MV.float(report.billed_usd),
         "estimated_usd": MV.float(report.estimated_usd),
         "budget": MV.json(report.budget),
+        "event_log": MV.json(report.event_log or {}),
     }

@@ -26,7 +26,7 @@ from fal_assets.plan import Recorded, Refresh, Seen, pose_runs, refresh_needed
 from fal_assets.spec import CharacterSpec, pose_version, spec_version
 
 from . import partitions
-from .partitions import character_pose, join, poses
+from .partitions import join, poses
 from .resources import CharacterLibrary
 
 CRON_ENV = "FAL_ASSETS_REFRESH_CRON"
@@ -47,19 +47,16 @@ UNFINISHED = [
 character_job = dg.define_asset_job(
     "character_job",
     selection=dg.AssetSelection.assets(*CHAIN),
-    partitions_def=partitions.characters,
     description="One character's chain: spec, reference images, training dataset, LoRA.",
 )
 poses_job = dg.define_asset_job(
     "poses_job",
     selection=dg.AssetSelection.assets("pose_images", "sprites"),
-    partitions_def=character_pose,
     description="Pose images and their sprites for a range of one character's poses.",
 )
 sheet_job = dg.define_asset_job(
     "sheet_job",
     selection=dg.AssetSelection.assets("sprite_sheet"),
-    partitions_def=partitions.characters,
     description="One character's sprite sheet from its sprites.",
 )
 cost_report_job = dg.define_asset_job(

@@ -51,10 +51,37 @@ class CostReport:
     estimated_usd: float
     budget: dict[str, Any]
     csv_path: Path | None
+    event_log: dict[str, Any] | None = None
 
 
-def cost_report(journal, *, budget: Budget | None = None, out_csv: Path | None = None, now: datetime | None = None) -> CostReport:
-    """Build the report from the journal; write the grouped table as CSV (atomically)."""
+def reconcile(billed_usd: float, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """Billed dollars the orchestrator's event log recorded against the journal's.
+
+    Each paid request is recorded once, by the materialization that paid for it (cache
+    hits record $0), so the two agree unless a run paid and then failed before it
+    materialized: that difference is shown, never hidden.
+    """
+    events_df = pd.DataFrame.from_records(events, columns=["asset", "partition", "cost_usd", "cost_kind", "timestamp"])
+    billed_events = events_df[events_df["cost_kind"].eq("billed")]["cost_usd"].fillna(0.0)
+    recorded = round(float(billed_events.sum()), 6)
+    return {
+        "materializations": int(len(events_df)),
+        "event_log_billed_usd": recorded,
+        "journal_billed_usd": round(billed_usd, 6),
+        "paid_but_not_materialized_usd": round(billed_usd - recorded, 6),
+    }
+
+
+def cost_report(
+    journal,
+    *,
+    budget: Budget | None = None,
+    out_csv: Path | None = None,
+    now: datetime | None = None,
+    events: list[dict[str, Any]] | None = None,
+) -> CostReport:
+    """Build the report from the journal (and reconcile it with the orchestrator's
+    event log when ``events`` are given); write the grouped table as CSV atomically."""
     rows = frame(journal.to_records())
     grouped = by_group(rows)
     billed, estimated = float(rows["billed_usd"].sum()), float(rows["estimated_usd"].sum())
@@ -70,4 +97,5 @@ def cost_report(journal, *, budget: Budget | None = None, out_csv: Path | None =
         }
     if out_csv is not None:
         atomic.write_text(out_csv, grouped.to_csv(index=False))
-    return CostReport(rows, grouped, round(billed, 6), round(estimated, 6), caps, Path(out_csv) if out_csv else None)
+    checked = reconcile(billed, events) if events is not None else None
+    return CostReport(rows, grouped, round(billed, 6), round(estimated, 6), caps, Path(out_csv) if out_csv else None, checked)

@@ -55,7 +55,7 @@ def run_demo(tmp_path, folder, backend="local", env=None):
 
 
 def materializations(tmp_path, asset):
-    os.environ_backup = dict(os.environ)
+    """Newest first."""
     import dagster as dg
 
     with dg.DagsterInstance.from_config(str(tmp_path / ".dagster")) as instance:
@@ -121,6 +121,10 @@ def test_whole_graph_on_the_emulator_through_fal_client(tmp_path, tiny_library):
     lora = materializations(tmp_path, "character_lora")[0]
     assert lora.metadata["endpoint"].value == "fal-ai/flux-2-trainer"
     assert (tmp_path / "output" / "bolt" / "lora" / "pytorch_lora_weights.safetensors").is_file()
+    report = materializations(tmp_path, "cost_report")[0].metadata
+    assert report["billed_usd"].value == pytest.approx(first["total_usd"])  # journal == emulator's ledger
+    assert report["event_log"].value["event_log_billed_usd"] == pytest.approx(first["total_usd"])
+    assert report["event_log"].value["paid_but_not_materialized_usd"] == pytest.approx(0)
     # the key: never in the instance, the outputs, the journal or the logs
     assert SENTINEL not in emulator_log
     for path in [p for p in tmp_path.rglob("*") if p.is_file()]:

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateTable
 
-from fal_assets.journal import (Action, Journal, JournalStateError, State, request_key,
+from fal_assets.journal import (Action, Journal, JournalStateError, State, owner_alive, request_key,
                                 requests)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -263,6 +263,11 @@ WORKER = textwrap.dedent("""
         out[d.entry.key] = [d.action.value, d.previous_state, d.entry.attempts]
     if mode == "crash":
         os._exit(3)  # died after claiming, before any request id was recorded
+    # A live owner holds its claims: stay alive until every racer is done, so a claim is
+    # never taken for a crashed one (the journal checks whether a local owner's pid lives).
+    Path(f"{go}.done.{os.getpid()}").touch()
+    while not Path(f"{go}.release").exists():
+        time.sleep(0.005)
     print(json.dumps(out))
 """)
 
@@ -279,6 +284,8 @@ def race(db: Path, processes: int, n: int, *, offset: float = 0.0, mode: str = "
     db.parent.mkdir(parents=True, exist_ok=True)
     _wait_until_ready(procs, go)
     go.touch()
+    if not crash:
+        _wait_until_done(procs, go)
     results = []
     for proc in procs:
         out, err = proc.communicate(timeout=60)
@@ -286,6 +293,18 @@ def race(db: Path, processes: int, n: int, *, offset: float = 0.0, mode: str = "
         if not crash:
             results.append(json.loads(out))
     return results
+
+
+def _wait_until_done(procs, go: Path) -> None:
+    """Wait until every racer has made its decisions, then let them all exit."""
+    import time
+
+    deadline = time.monotonic() + 60
+    while len(list(go.parent.glob(f"{go.name}.done.*"))) < len(procs):
+        assert time.monotonic() < deadline, "racers did not finish"
+        assert all(p.poll() is None for p in procs), "a racer died"
+        time.sleep(0.01)
+    Path(f"{go}.release").touch()
 
 
 def _wait_until_ready(procs, go: Path) -> None:
@@ -326,11 +345,20 @@ def test_processes_racing_on_failed_rows_resubmit_each_once(db):
     assert {e.attempts for e in journal.entries()} == {2}
 
 
+def test_a_live_owner_with_a_running_lease_makes_others_wait(db):
+    journal = Journal.at(db)
+    assert begin(journal, 0).action is Action.SUBMIT
+    other = Journal.at(db)  # another owner in this (live) process
+    assert begin(other, 0).action is Action.WAIT
+    assert owner_alive(journal.owner)
+
+
 def test_crashed_owner_is_in_doubt_then_submitted_once(db):
     race(db, processes=1, n=10, mode="crash")
     journal = Journal.at(db)
     assert journal.totals()["count"]["claimed"] == 10
-    assert begin(journal, 0).action is Action.WAIT  # lease still running
+    # the leases still run, but the owner's pid is gone from this host: not alive
+    assert not owner_alive(journal.get(key(0)).owner)
     results = race(db, processes=3, n=10, offset=121)  # after the default 120 s lease
     assert set(submits_per_key(results, 10).values()) == {1}
     for result in results:

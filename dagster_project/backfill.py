@@ -1,0 +1,268 @@
+"""Backfill from CI (or by hand): materialize characters against the instance at DAGSTER_HOME.
+
+    python -m dagster_project.backfill [--character NAME ...] [--pose NAME ...] [--stale]
+        [--changed-since GIT_REF] [--dry-run] [--profile draft|final]
+
+Registers the specs' partitions, then per selected character runs, in order, the chain
+(spec, references, dataset, LoRA), its poses (pose images and sprites; one run per
+group of neighbouring poses) and its sprite sheet, then the cost report. The
+resources are the code location's (``FAL_KEY`` set: the fal backend; else local).
+
+``--character`` and ``--changed-since`` (specs changed since a git ref, by
+``git diff --name-only REF``) narrow the characters; with neither, all. ``--pose``
+narrows the poses. ``--stale`` runs only what is missing or stale in the instance
+(the nightly refresh's rule). ``--dry-run`` runs nothing and prints, per character and
+stage, the requests and their estimated cost (requests the journal already holds
+as done at $0). Exit 0 when done, 1 when a run failed, 2 (one line per problem) on
+bad input: an unknown character or pose or profile, an invalid spec, a bad git ref.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from typing import Mapping, Sequence
+
+warnings.filterwarnings("ignore", message=r".*currently in (beta|preview)")
+
+import dagster as dg  # noqa: E402
+
+from fal_assets.errors import FalAssetsError, InvalidInput  # noqa: E402
+from fal_assets.plan import Refresh, by_stage, mark_cached, plan_character, pose_runs, refresh_needed, total_usd  # noqa: E402
+from fal_assets.spec import CharacterSpec, scan_specs  # noqa: E402
+
+from . import assets, checks  # noqa: E402
+from .demo import QUIET, quiet_instance_home, register  # noqa: E402
+from .partitions import join, poses  # noqa: E402
+from .schedules import CHAIN, CHARACTER_TAG, RANGE_END, RANGE_START, STAGE_TAG, recorded_state  # noqa: E402
+
+EVERYTHING = [*assets.ALL, *checks.ALL]
+
+
+def usd(amount: float) -> str:
+    """Dollars with at least 2 and at most 6 decimals: $0.03, $0.0125."""
+    whole, _, frac = f"{amount:.6f}".partition(".")
+    return f"${whole}.{frac.rstrip('0').ljust(2, '0')}"
+
+
+class BadInput(Exception):
+    """Input the command refuses (exit 2): one line per problem."""
+
+    def __init__(self, lines: Sequence[str]):
+        self.lines = list(lines)
+        super().__init__("\n".join(self.lines))
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m dagster_project.backfill", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--character", action="append", default=[], metavar="NAME", help="only this character (repeatable)")
+    parser.add_argument("--pose", action="append", default=[], metavar="NAME", help="only this pose (repeatable)")
+    parser.add_argument("--stale", action="store_true", help="only what is missing or stale in the instance")
+    parser.add_argument("--changed-since", metavar="GIT_REF", help="only characters whose spec changed since GIT_REF")
+    parser.add_argument("--dry-run", action="store_true", help="print what would run and cost; run nothing")
+    parser.add_argument("--profile", default="final", help="quality profile of the pose images (draft, final, or one the specs define)")
+    return parser.parse_args(argv)
+
+
+# --------------------------------------------------------------------------- selection
+
+
+def changed_since(ref: str, folder: Path) -> list[str]:
+    """Names of the files in ``folder`` that ``git diff --name-only REF`` lists (deleted ones too)."""
+    proc = subprocess.run(
+        ["git", "-C", str(folder), "diff", "--name-only", "--no-renames", "--relative", ref, "--", "."],
+        capture_output=True, text=True,
+    )
+    if proc.returncode != 0:
+        why = next((line for line in proc.stderr.splitlines() if line.strip()), f"git exited {proc.returncode}")
+        raise BadInput([f"--changed-since: {ref}: {why.strip()}"])
+    return [line.strip() for line in proc.stdout.splitlines() if line.strip()]
+
+
+def select(args: argparse.Namespace, folder: Path) -> tuple[dict[str, CharacterSpec], list[str], list[str]]:
+    """The chosen specs, the chosen poses (empty: all) and notes for the user."""
+    specs, problems = scan_specs(folder)
+    if problems:
+        raise BadInput([str(p) for p in problems])
+    notes: list[str] = []
+    chosen = dict(specs)
+    for name in args.character:
+        if name not in specs:
+            raise BadInput([f"--character: {name!r} is not a character; the specs in {folder} are: {', '.join(specs) or 'none'}"])
+    if args.character:
+        chosen = {n: s for n, s in chosen.items() if n in args.character}
+    if args.changed_since:
+        changed = [name for name in changed_since(args.changed_since, folder) if Path(name).suffix in (".yaml", ".yml")]
+        by_file = {spec.source.name: name for name, spec in specs.items()}
+        for file in changed:
+            if file not in by_file and not (folder / file).exists():
+                notes.append(f"{folder / file}: removed since {args.changed_since}; its partitions and files are kept")
+        names = {by_file[f] for f in changed if f in by_file}
+        chosen = {n: s for n, s in chosen.items() if n in names}
+    for pose in args.pose:
+        if not any(pose in spec.poses for spec in chosen.values()):
+            known = sorted({p for spec in chosen.values() for p in spec.poses})
+            raise BadInput([f"--pose: {pose!r} is not a pose of {', '.join(chosen) or 'the chosen characters'}; they have: {', '.join(known) or 'none'}"])
+    if args.pose:
+        chosen = {n: s for n, s in chosen.items() if any(p in s.poses for p in args.pose)}
+    for name, spec in chosen.items():
+        try:
+            spec.profile(args.profile)
+        except InvalidInput as exc:
+            raise BadInput([f"--profile: {exc.problems[0]}"]) from None
+    return chosen, list(args.pose), notes
+
+
+def work_for(spec: CharacterSpec, wanted_poses: list[str], stale: bool, recorded) -> Refresh:
+    """All of a character (its chosen poses), or only what is missing or stale."""
+    chosen = [p for p in spec.poses if not wanted_poses or p in wanted_poses]
+    if stale:
+        return refresh_needed(spec, recorded[spec.name], chosen)
+    if not chosen:
+        return Refresh(spec.name)
+    return Refresh(spec.name, chain=True, poses=tuple(chosen), sheet=True, reasons=("asked for",))
+
+
+# --------------------------------------------------------------------------- dry run
+
+
+def describe(work: Refresh) -> str:
+    parts = (["chain"] if work.chain else []) + ([f"poses {', '.join(work.poses)}"] if work.poses else []) + (["sprite_sheet"] if work.sheet else [])
+    return "; ".join(parts) or "nothing (fresh)"
+
+
+def dry_run(chosen: Mapping[str, CharacterSpec], works: Mapping[str, Refresh], profile: str, resources: Mapping) -> int:
+    store, fal = resources["store"], resources["fal"]
+    grand, requests, cached = 0.0, 0, 0
+    for name, spec in chosen.items():
+        work = works[name]
+        print(f"{name} ({spec.source}): {describe(work)}")
+        if work.empty:
+            continue
+        plan = plan_character(spec, work.poses, profile, chain=work.chain, dataset_zip=store.path(name, "dataset.zip"),
+                              lora_weights=store.path(name, "lora", "pytorch_lora_weights.safetensors"))
+        try:
+            plan = mark_cached(plan, fal.settings())
+        except FalAssetsError as exc:
+            print(f"  (journal not checked: {exc})")
+        for stage, row in by_stage(plan).items():
+            note = f" ({row['cached']} cached at $0)" if row["cached"] else ""
+            count = f"{row['requests']} request{'s' if row['requests'] != 1 else ''}"
+            print(f"  {stage:<17} {count:<12} {', '.join(row['endpoints']):<28} {usd(row['usd'])}{note}")
+        subtotal = total_usd(plan)
+        print(f"  {name} total: {usd(subtotal)}")
+        grand += subtotal
+        requests += len(plan)
+        cached += sum(p.cached for p in plan)
+    print(f"total: {usd(round(grand, 6))} for {requests} requests ({cached} cached at $0); backend {fal.settings().backend}; nothing was run")
+    return 0
+
+
+# --------------------------------------------------------------------------- real run
+
+
+def materialize(instance, resources, selection, tags, **options) -> bool:
+    result = dg.materialize(EVERYTHING, selection=selection, instance=instance, resources=resources,
+                            tags=tags, raise_on_error=False, **options)
+    return result.success
+
+
+def run_character(instance, resources, spec: CharacterSpec, work: Refresh, profile: str) -> bool:
+    name = spec.name
+    tags = {CHARACTER_TAG: name, "fal_assets/trigger": "backfill"}
+    steps = []
+    if work.chain:
+        steps.append(("chain", list(CHAIN), {"partition_key": name}))
+    order = list(instance.get_dynamic_partitions(poses.name))
+    pose_config = {**QUIET, "ops": {"pose_images": {"config": {"profile": profile}}}}
+    for group in pose_runs(order, spec.poses, work.poses):
+        if len(group) == 1:
+            options = {"partition_key": join(name, group[0])}
+        else:
+            options = {"tags": {RANGE_START: join(name, group[0]), RANGE_END: join(name, group[-1])}}
+        steps.append((f"poses {', '.join(group)}", ["pose_images", "sprites"], {**options, "run_config": pose_config}))
+    if work.sheet:
+        steps.append(("sprite_sheet", ["sprite_sheet"], {"partition_key": name}))
+    for stage, selection, options in steps:
+        options.setdefault("run_config", QUIET)
+        step_tags = {**tags, STAGE_TAG: stage.split(" ")[0], **options.pop("tags", {})}
+        if not materialize(instance, resources, selection, step_tags, **options):
+            print(f"{name}: {stage} failed; see `dagster dev` for the run", file=sys.stderr)
+            return False
+        print(f"{name}: {stage} done")
+    return True
+
+
+def journal_spend(resources) -> tuple[set[str], float, float]:
+    """Keys, billed and estimated dollars of the journal's completed requests."""
+    from fal_assets.journal import State
+
+    journal = resources["fal"].settings().journal()
+    try:
+        done = [e for e in journal.entries() if e.state == State.COMPLETED]
+    finally:
+        journal.close()
+    billed = sum(e.cost_usd or 0.0 for e in done if e.cost_kind == "billed")
+    return {e.key for e in done}, billed, sum(e.estimate_usd or 0.0 for e in done)
+
+
+def run(args: argparse.Namespace, resources: Mapping) -> int:
+    folder = Path(resources["characters"].folder)
+    chosen, wanted_poses, notes = select(args, folder)
+    for note in notes:
+        print(note, file=sys.stderr)
+    if not chosen:
+        print("nothing to do: no character selected")
+        return 0
+    needs_instance = args.stale or not args.dry_run
+    if needs_instance:
+        os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster").absolute()))
+        Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+        quiet_instance_home(Path(os.environ["DAGSTER_HOME"]))
+    if args.dry_run and not args.stale:
+        works = {name: work_for(spec, wanted_poses, False, {}) for name, spec in chosen.items()}
+        return dry_run(chosen, works, args.profile, resources)
+    with dg.DagsterInstance.get() as instance:
+        recorded = recorded_state(instance, chosen) if args.stale else {}
+        works = {name: work_for(spec, wanted_poses, args.stale, recorded) for name, spec in chosen.items()}
+        if args.dry_run:
+            return dry_run(chosen, works, args.profile, resources)
+        register(instance, chosen)
+        before, billed_before, estimated_before = journal_spend(resources)
+        failed = [name for name, spec in chosen.items()
+                  if not works[name].empty and not run_character(instance, resources, spec, works[name], args.profile)]
+        if not materialize(instance, resources, ["cost_report"], {"fal_assets/trigger": "backfill"}, run_config=QUIET):
+            failed.append("cost_report")
+    after, billed, estimated = journal_spend(resources)
+    print(
+        f"{len(after - before)} new requests: billed {usd(round(billed - billed_before, 6))}, "
+        f"estimated {usd(round(estimated - estimated_before, 6))}; the rest were cache hits ($0)"
+    )
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None, resources: Mapping | None = None) -> int:
+    args = parse(argv)
+    if resources is None:
+        from .definitions import defs
+
+        resources = defs.resources
+    try:
+        return run(args, resources)
+    except BadInput as exc:
+        print("\n".join(exc.lines), file=sys.stderr)
+        return 2
+    except InvalidInput as exc:
+        print("\n".join(exc.lines()), file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

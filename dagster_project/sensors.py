@@ -1,0 +1,137 @@
+"""The character library sensor: a spec added to or changed in ``characters/`` becomes runs.
+
+Each tick scans the specs folder (``scan_specs`` never raises), adds the partitions of
+new characters and poses, and asks, per character, what is missing or stale in the
+instance (``fal_assets.plan.refresh_needed``): the chain first, its poses once the
+chain is fresh (a pose made before its LoRA would use the old one), the sheet once
+the sprites are. A palette change so reruns everything of that character, one pose's
+description only that pose and the sheet. A character with a run still queued or
+running waits for the next tick.
+
+The cursor (JSON) remembers, per character, its ``spec_version``, ``pose_version``
+per pose, its file, a generation (bumped on every change, part of the run keys, so
+going back to an earlier spec runs again) and the run keys it requested: a request is
+made once; a failed run is not retried until the spec changes or the nightly refresh.
+A removed spec is reported, its partitions and files kept. An invalid spec is
+reported (file, field, what is allowed) and skipped; the others go on.
+"""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+
+from fal_assets.plan import refresh_needed
+from fal_assets.spec import pose_version, spec_version
+
+from . import partitions
+from .resources import CharacterLibrary
+from .schedules import busy_characters, character_job, poses_job, recorded_state, register_requests, run_requests, sheet_job
+
+KEPT_RUN_KEYS = 20  # per character
+
+
+def _versions(spec) -> dict:
+    return {"spec_version": spec_version(spec), "poses": {p: pose_version(spec, p) for p in spec.poses}}
+
+
+def _change(before: dict, now: dict) -> str:
+    """What changed between two remembered versions, in words."""
+    if before.get("spec_version") != now["spec_version"]:
+        return f"spec changed ({before.get('spec_version')} -> {now['spec_version']}): everything of it is stale"
+    old, new = before.get("poses", {}), now["poses"]
+    parts = []
+    for label, names in (
+        ("new pose", [p for p in new if p not in old]),
+        ("removed pose", [p for p in old if p not in new]),
+        ("changed pose", [p for p in new if p in old and old[p] != new[p]]),
+    ):
+        if names:
+            parts.append(f"{label}{'s' if len(names) > 1 else ''} {', '.join(names)}")
+    return "; ".join(parts)
+
+
+@dg.sensor(
+    jobs=[character_job, poses_job, sheet_job],
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Runs what a new or changed character spec made missing or stale, in order: chain, poses, sheet.",
+)
+def character_library_sensor(context: dg.SensorEvaluationContext, characters: CharacterLibrary) -> dg.SensorResult:
+    state = json.loads(context.cursor) if context.cursor else {}
+    remembered: dict = state.setdefault("characters", {})
+    specs, problems = characters.scan()
+    notes: list[str] = []
+
+    lines = [str(p) for p in problems]
+    for line in lines:
+        if line not in state.get("problems", []):
+            context.log.warning(f"invalid spec skipped: {line}")
+    state["problems"] = lines
+
+    instance = context.instance
+    new_characters, new_poses = register_requests(instance, specs)
+    added = []
+    if new_characters:
+        added.append(partitions.characters.build_add_request(new_characters))
+    if new_poses:
+        added.append(partitions.poses.build_add_request(new_poses))
+    pose_order = [*instance.get_dynamic_partitions(partitions.poses.name), *new_poses]
+
+    recorded = recorded_state(instance, specs)
+    busy = busy_characters(instance, specs)
+    requests: list[dg.RunRequest] = []
+    for name, spec in specs.items():
+        now = _versions(spec)
+        entry = remembered.get(name)
+        if entry is None:
+            entry = remembered[name] = {**now, "file": str(spec.source), "generation": 0, "requested": []}
+            context.log.info(f"{name}: new spec {spec.source}")
+        else:
+            if entry.pop("removed", False):
+                context.log.info(f"{name}: spec is back ({spec.source})")
+            change = _change(entry, now)
+            if change:
+                entry.update(now, generation=entry.get("generation", 0) + 1)
+                context.log.info(f"{name}: {change}")
+            entry["file"] = str(spec.source)
+        if name in busy:
+            notes.append(f"{name}: waits for its queued or running runs")
+            continue
+        work = refresh_needed(spec, recorded[name]).first_stage()
+        if work.empty:
+            continue
+        wanted = run_requests(work, spec, recorded[name], pose_order, salt=f"g{entry['generation']}")
+        fresh = [r for r in wanted if r.run_key not in entry["requested"]]
+        if fresh:
+            context.log.info(f"{name}: requesting {', '.join(r.run_key for r in fresh)} because {'; '.join(work.reasons)}")
+            requests += fresh
+            entry["requested"] = (entry["requested"] + [r.run_key for r in fresh])[-KEPT_RUN_KEYS:]
+        else:
+            notes.append(f"{name}: waiting for {', '.join(r.run_key for r in wanted)}")
+
+    for name, entry in remembered.items():
+        if name in specs:
+            continue
+        invalid = [line for line in lines if line.startswith(f"{entry.get('file')}:")]
+        if invalid:
+            notes.append(f"{name}: its spec is invalid, nothing runs for it until it is fixed")
+        elif not entry.get("removed"):
+            entry["removed"] = True
+            message = f"{name}: spec {entry.get('file')} was removed; its partitions and files are kept"
+            context.log.warning(message)
+            notes.append(message)
+    notes += [f"invalid spec skipped: {line}" for line in lines]
+
+    cursor = json.dumps(state, sort_keys=True)
+    if requests:
+        return dg.SensorResult(run_requests=requests, dynamic_partitions_requests=added, cursor=cursor)
+    return dg.SensorResult(
+        skip_reason="; ".join(notes) or "no spec changed; nothing missing or stale",
+        dynamic_partitions_requests=added,
+        cursor=cursor,
+    )
+
+
+SENSORS = [character_library_sensor]

@@ -1,0 +1,236 @@
+"""The journal and Dagster's own storage on a real PostgreSQL server (a throwaway cluster
+started by tests/postgres_server.py; skipped only where the server binaries are missing).
+
+Two processes racing on the same requests pay once; the journal's rules hold on
+PostgreSQL; Dagster's run history and the journal both live in PostgreSQL for a whole
+character materialized through the demo's code path.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from postgres_server import postgres  # noqa: F401  (the session fixture)
+from sqlalchemy import create_engine, text
+from test_dagster import TINY
+
+from fal_assets.journal import Action, Journal, State, request_key
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+DRIVER = Path(__file__).with_name("fal_driver.py")
+SENTINEL = "sk-sentinel-pg-3b9d0c7a:51e2f8aa6c04"
+ENDPOINT = "fal-ai/flux-2-pro"
+
+# Imports everything first, then waits for the start file: both racers begin at once.
+RACER = textwrap.dedent("""
+    import os, runpy, sys, time
+    from pathlib import Path
+    import fal_client, fal_assets.generate, fal_assets.backends, fal_assets.journal  # noqa
+    driver, spec, go = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+    Path(f"{go}.ready.{os.getpid()}").touch()
+    while not go.exists():
+        time.sleep(0.001)
+    sys.argv = [driver, spec]
+    runpy.run_path(driver, run_name="__main__")
+""")
+
+
+def query(url, sql, **params):
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text(sql), params).all()
+    finally:
+        engine.dispose()
+
+
+def requests(n):
+    return [{"endpoint": ENDPOINT, "arguments": {"prompt": f"a knight number {i} in silver armor, plain white background",
+                                                  "image_size": {"width": 96, "height": 96}, "seed": i}}
+            for i in range(n)]
+
+
+def wait_ready(procs, go, timeout=60):
+    deadline = time.monotonic() + timeout
+    while len(list(go.parent.glob(f"{go.name}.ready.*"))) < len(procs):
+        for proc in procs:
+            if proc.poll() is not None:
+                raise AssertionError(f"racer exited early: {proc.communicate()[1][-3000:]}")
+        assert time.monotonic() < deadline, "racers not ready"
+        time.sleep(0.01)
+    go.touch()
+
+
+# -- 1. two processes, one journal on PostgreSQL, each image paid once --------------------
+
+
+def test_two_processes_racing_on_the_same_requests_pay_once(postgres, tmp_path):
+    url = postgres.create_database("race")
+    Journal(url).close()  # the tables exist, so both racers start claiming at once
+    go = tmp_path / "go"
+    batch = requests(10)
+    from fal_assets.emulator import EmulatorProcess
+
+    with EmulatorProcess(concurrency=8, latency=0.3) as emulator:
+        env = {**os.environ, **emulator.env, "FAL_KEY": SENTINEL, "PYTHONPATH": str(ROOT)}
+        procs = []
+        for name, order in (("a", batch), ("b", batch[::-1])):  # opposite orders meet in the middle
+            spec = tmp_path / f"{name}.json"
+            spec.write_text(json.dumps({"workdir": str(tmp_path / name), "journal_url": url, "requests": order,
+                                        "concurrency": 4, "poll_interval": 0.05}))
+            procs.append(subprocess.Popen([sys.executable, "-c", RACER, str(DRIVER), str(spec), str(go)],
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
+        wait_ready(procs, go)
+        outputs = [proc.communicate(timeout=120) for proc in procs]
+        ledger = emulator.ledger()
+    summaries = []
+    for proc, (out, err), name in zip(procs, outputs, "ab"):
+        (tmp_path / f"{name}.log").write_text(err)
+        assert proc.returncode == 0, err[-3000:]
+        summaries.append(json.loads(out.strip().splitlines()[-1]))
+
+    billed_ids = {b["request_id"] for b in ledger["billed"]}
+    assert ledger["submitted"] == 10 and len(ledger["billed"]) == 10
+    assert len({b["arguments_sha256"] for b in ledger["billed"]}) == 10  # no body paid twice
+    for summary in summaries:  # each process has all 10 images, by the one request id each
+        assert summary["errors"] == [] and len(summary["ok"]) == 10
+        assert {o["request_id"] for o in summary["ok"]} == billed_ids
+        assert all(Path(f).is_file() for o in summary["ok"] for f in o["files"])
+        assert summary["totals"]["billed_usd"] == pytest.approx(ledger["total_usd"], abs=1e-9)
+    rows = query(url, "select state, request_id, owner, cost_usd from fal_requests")
+    assert len(rows) == 10 and {r.state for r in rows} == {"completed"}
+    assert {r.request_id for r in rows} == billed_ids
+    assert sum(r.cost_usd for r in rows) == pytest.approx(ledger["total_usd"], abs=1e-9)
+    # the race really happened: both processes won some claims and followed the other's
+    assert len({r.owner for r in rows}) == 2
+    assert all("resuming request" in (tmp_path / f"{n}.log").read_text() for n in "ab")
+    assert SENTINEL not in json.dumps([list(r) for r in rows])
+
+
+# -- 2. the journal's rules on PostgreSQL ------------------------------------------------
+
+
+def test_journal_round_trip_on_postgresql(postgres):
+    url = postgres.create_database("journal_unit")
+    owner, other = Journal(url), Journal(url)
+    try:
+        arguments = {"prompt": "a knight", "seed": 7, "image_size": {"width": 1024, "height": 768}}
+        key = "emulator:" + request_key(ENDPOINT, arguments)  # the generator's keys for non-fal backends
+        first = owner.begin(key, ENDPOINT, arguments, backend="emulator", estimate_usd=0.03, labels={"run_id": "r1"})
+        assert first.action is Action.SUBMIT and first.entry.attempts == 1
+        assert other.begin(key, ENDPOINT, arguments, backend="emulator", estimate_usd=0.03).action is Action.WAIT
+        assert owner.totals()["pending_usd"] == pytest.approx(0.03)
+
+        owner.mark_submitted(key, "req-pg-1")
+        resumed = other.begin(key, ENDPOINT, arguments, backend="emulator", estimate_usd=0.03)
+        assert resumed.action is Action.RESUME and resumed.request_id == "req-pg-1"
+
+        files = [{"slot": "images.0", "path": "/store/ab.png", "sha256": "ab" * 32}]
+        done = other.mark_completed(key, files=files, cost_usd=0.03, cost_kind="billed", result={"seed": 7})
+        again = owner.mark_completed(key, files=files, cost_usd=0.03, cost_kind="billed")  # a second follower
+        assert done.state is State.COMPLETED and again.cost_usd == pytest.approx(0.03)  # counted once
+        assert done.completed_at.tzinfo is not None and done.created_at <= done.completed_at
+        cached = owner.begin(key, ENDPOINT, arguments, backend="emulator", estimate_usd=0.03)
+        assert cached.action is Action.CACHED and cached.entry.files == files and cached.entry.seed == 7
+
+        totals = owner.totals()
+        assert totals["billed_usd"] == pytest.approx(0.03) and totals["pending_usd"] == 0
+        assert totals["count"]["completed"] == 1
+        assert [e.key for e in owner.entries(run_id="r1")] == [key] and owner.entries(run_id="r2") == []
+        since = datetime.now(timezone.utc) - timedelta(minutes=5)
+        assert owner.spend_since(since, backend="emulator") == pytest.approx(0.03)
+
+        # a claim whose owner's lease ran out is in doubt, and exactly one racer takes it over
+        k2 = request_key(ENDPOINT, {**arguments, "seed": 8})
+        owner.begin(k2, ENDPOINT, {**arguments, "seed": 8}, backend="fal", estimate_usd=0.03)
+        late = [Journal(url, clock=lambda: datetime.now(timezone.utc) + timedelta(hours=1)) for _ in range(2)]
+        decisions = [j.begin(k2, ENDPOINT, {**arguments, "seed": 8}, backend="fal", estimate_usd=0.03) for j in late]
+        assert [d.action for d in decisions] == [Action.SUBMIT, Action.WAIT]
+        assert decisions[0].previous_state is State.IN_DOUBT and decisions[0].entry.attempts == 2
+        for journal in late:
+            journal.close()
+    finally:
+        owner.close()
+        other.close()
+
+
+# -- 3. Dagster's own storage on PostgreSQL, with the journal there too ------------------
+
+# demo.run with the fal resource's journal on PostgreSQL (the demo has no option for it)
+DEMO_ON_POSTGRES = textwrap.dedent("""
+    import os, sys
+    from dagster_project import demo
+    from dagster_project.resources import FalResource
+    demo.fal_for = lambda backend, workdir: FalResource(backend="local", workdir=workdir, journal_url=os.environ["JOURNAL_URL"])
+    sys.exit(demo.run(folder=sys.argv[1], output="output", workdir=".fal-assets", backend="local"))
+""")
+
+DAGSTER_YAML = """\
+storage:
+  postgres:
+    postgres_db:
+      hostname: {env: DAGSTER_PG_HOST}
+      port: {env: DAGSTER_PG_PORT}
+      username: {env: DAGSTER_PG_USERNAME}
+      password: {env: DAGSTER_PG_PASSWORD}
+      db_name: {env: DAGSTER_PG_DB}
+concurrency:
+  pools:
+    default_limit: 2
+telemetry:
+  enabled: false
+"""
+
+
+def test_dagster_storage_and_journal_on_postgresql(postgres, tmp_path, monkeypatch):
+    dagster_url, journal_url = postgres.create_database("dagster"), postgres.create_database("journal_dagster")
+    home = tmp_path / ".dagster"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(DAGSTER_YAML)
+    folder = tmp_path / "characters"
+    folder.mkdir()
+    (folder / "bolt.yaml").write_text(TINY.format(name="bolt"))
+    env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": str(ROOT), "JOURNAL_URL": journal_url,
+           "DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_PORT": str(postgres.port), "DAGSTER_PG_USERNAME": "postgres",
+           "DAGSTER_PG_PASSWORD": "", "DAGSTER_PG_DB": "dagster"}
+    env.pop("FAL_KEY", None)
+    proc = subprocess.run([sys.executable, "-c", DEMO_ON_POSTGRES, str(folder)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    (tmp_path / "demo.log").write_text(proc.stdout + proc.stderr)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert {p.name for p in (tmp_path / "output" / "bolt" / "sprite_layers" / "poses").glob("*.png")} == {"idle.png", "jump.png"}
+
+    # the run history is in PostgreSQL, not in SQLite files under DAGSTER_HOME
+    runs = query(dagster_url, "select run_id, status from runs")
+    assert len(runs) == 4 and {r.status for r in runs} == {"SUCCESS"}  # 3 steps for bolt + cost_report
+    materialized = {r.asset_key for r in query(
+        dagster_url, "select distinct asset_key from event_logs where dagster_event_type = 'ASSET_MATERIALIZATION'")}
+    assert {'["pose_images"]', '["character_lora"]', '["sprite_sheet"]'} <= materialized
+    assert not list(home.rglob("*.db"))
+    import dagster as dg
+
+    for name in ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB"):
+        monkeypatch.setenv(name, env[name])  # this process reads the same dagster.yaml
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert {r.run_id for r in instance.get_runs()} == {r.run_id for r in runs}
+        poses = instance.fetch_materializations(dg.AssetKey("pose_images"), limit=100).records
+        assert {r.asset_materialization.partition for r in poses} == {"bolt|idle", "bolt|jump"}
+
+    # the journal is in PostgreSQL too, and every row names a run Dagster recorded there
+    journal = Journal(journal_url)
+    try:
+        entries = journal.entries()
+        assert len(entries) == 12 and {e.state for e in entries} == {State.COMPLETED}  # 9 refs + 1 LoRA + 2 poses
+        assert {e.backend for e in entries} == {"local"} and all(e.key.startswith("local:") for e in entries)
+        assert {e.labels["run_id"] for e in entries} <= {r.run_id for r in runs}
+    finally:
+        journal.close()
+    assert not (tmp_path / ".fal-assets" / "journal.db").exists()

@@ -1,0 +1,156 @@
+"""The nightly refresh asks only for what is missing or stale, after a real local run;
+and the pure staleness rules it shares with the sensor and the backfill command."""
+
+import importlib
+import warnings
+from dataclasses import replace
+from datetime import datetime, timezone
+
+import pytest
+
+warnings.filterwarnings("ignore", message=r".*currently in (beta|preview)")
+
+import dagster as dg  # noqa: E402
+
+from dagster_project import assets, checks, schedules  # noqa: E402
+from dagster_project.demo import register  # noqa: E402
+from dagster_project.partitions import join  # noqa: E402
+from dagster_project.resources import CharacterLibrary, CutoutResource, FalResource, StoreResource  # noqa: E402
+from fal_assets.plan import Recorded, Seen, pose_runs, refresh_needed  # noqa: E402
+from fal_assets.spec import DEFAULT_VIEWS, load_spec, load_specs, pose_version, spec_version  # noqa: E402
+
+VIEWS = "".join(f"  {name}: {text}\n" for name, text in list(DEFAULT_VIEWS.items())[:9])
+TINY = """\
+name: {name}
+trigger_word: {name}_char
+description: a small round green slime with two dot eyes
+style: flat pixel art
+palette:
+  body: "#33CC66"
+poses:
+  idle: sitting still, looking at the viewer
+  hop: hopping up in the air
+views:
+""" + VIEWS
+CHAIN = ["character_spec", "reference_images", "training_dataset", "character_lora"]
+
+
+def test_refresh_rules_on_recorded_versions(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY.format(name="tiny"))
+    spec = load_spec(path)
+    v = spec_version(spec)
+    fresh = Recorded(
+        spec=Seen(1, v), references=Seen(2, v), dataset=Seen(3), lora=Seen(4),
+        poses={"idle": Seen(5, pose_version(spec, "idle", "final")), "hop": Seen(6, pose_version(spec, "hop", "draft"))},
+        sprites={"idle": Seen(7), "hop": Seen(8)}, sheet=Seen(9, "2"),
+    )
+    assert refresh_needed(spec, fresh).empty  # a pose made with any of the spec's profiles is current
+
+    never = refresh_needed(spec, Recorded())
+    assert (never.chain, never.poses, never.sheet) == (True, ("idle", "hop"), True)
+    assert never.first_stage().poses == () and not never.first_stage().sheet
+
+    half_way = replace(fresh, references=Seen(10, v))  # LoRA older than its references
+    assert refresh_needed(spec, half_way).chain
+
+    other_spec = replace(fresh, spec=Seen(1, "0ld"), references=Seen(2, "0ld"))
+    assert refresh_needed(spec, other_spec).chain
+
+    pose_changed = replace(fresh, poses={**fresh.poses, "hop": Seen(6, "0ld")})
+    work = refresh_needed(spec, pose_changed)
+    assert (work.chain, work.poses, work.sheet) == (False, ("hop",), True)
+    assert not work.first_stage().sheet
+
+    cut_before_image = replace(fresh, sprites={"idle": Seen(4), "hop": Seen(8)})
+    assert refresh_needed(spec, cut_before_image).poses == ("idle",)
+
+    sheet_old = replace(fresh, sheet=Seen(7, "2"))
+    assert refresh_needed(spec, sheet_old).sheet and not refresh_needed(spec, sheet_old).poses
+    sheet_short = replace(fresh, sheet=Seen(9, "1"))
+    assert refresh_needed(spec, sheet_short).sheet
+
+
+def test_pose_runs_never_span_an_unwanted_pose_of_the_character():
+    order = ["idle", "walk", "run", "jump", "sit", "wave"]
+    mine = ["idle", "run", "jump", "sit", "wave", "new"]
+    assert pose_runs(order, mine, mine) == [["idle", "run", "jump", "sit", "wave", "new"]]  # walk is not mine: inside is fine
+    assert pose_runs(order, mine, ["idle", "jump", "wave", "new"]) == [["idle"], ["jump"], ["wave", "new"]]
+    assert pose_runs(order, mine, ["run", "jump"]) == [["run", "jump"]]
+    assert pose_runs(order, mine, []) == []
+
+
+@pytest.fixture
+def world(tmp_path):
+    folder = tmp_path / "characters"
+    folder.mkdir()
+    (folder / "tiny.yaml").write_text(TINY.format(name="tiny"))
+    resources = {
+        "fal": FalResource(backend="local", workdir=str(tmp_path / "work")),
+        "store": StoreResource(root=str(tmp_path / "output")),
+        "cutout": CutoutResource(method="key"),
+        "characters": CharacterLibrary(folder=str(folder)),
+    }
+    defs = dg.Definitions(assets=assets.ALL, asset_checks=checks.ALL, schedules=schedules.SCHEDULES, jobs=schedules.JOBS, resources=resources)
+    (tmp_path / "dagster").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
+        specs = load_specs(folder)
+        register(instance, specs)
+        everything = [*assets.ALL, *checks.ALL]
+        start, end = join("tiny", "idle"), join("tiny", "hop")
+        for selection, options in (
+            (CHAIN, {"partition_key": "tiny"}),
+            (["pose_images", "sprites"], {"tags": {schedules.RANGE_START: start, schedules.RANGE_END: end}}),
+            (["sprite_sheet"], {"partition_key": "tiny"}),
+        ):
+            assert dg.materialize(everything, selection=selection, instance=instance, resources=resources, **options).success
+        yield folder, instance, defs.get_repository_def()
+
+
+def tick(instance, repo):
+    """Every refresh schedule's requests, resolved against its job: {schedule: [(job, partition)]}."""
+    when = datetime(2026, 1, 2, 3, 0, tzinfo=timezone.utc)
+    out = {}
+    for schedule in schedules.SCHEDULES:
+        context = dg.build_schedule_context(instance=instance, instance_ref=instance.get_ref(), scheduled_execution_time=when, repository_def=repo)
+        data = repo.get_schedule_def(schedule.name).evaluate_tick(context)
+        out[schedule.name] = sorted(
+            (schedule.job_name, r.partition_key or f"{r.tags[schedules.RANGE_START]}...{r.tags[schedules.RANGE_END]}")
+            for r in data.run_requests
+        )
+    return out
+
+
+def test_refresh_after_a_real_run_asks_only_for_what_changed(world):
+    folder, instance, repo = world
+    # fresh: only the cost report
+    assert tick(instance, repo) == {
+        "refresh_character_chain": [], "refresh_poses": [], "refresh_sprite_sheets": [],
+        "refresh_cost_report": [("cost_report_job", None)],
+    }
+    path = folder / "tiny.yaml"
+    path.write_text(path.read_text().replace("hopping up in the air", "hopping high up in the air"))
+    found = tick(instance, repo)
+    assert found["refresh_poses"] == [("poses_job", join("tiny", "hop"))]
+    assert found["refresh_character_chain"] == [] and found["refresh_sprite_sheets"] == []  # the sheet waits
+
+    path.write_text(path.read_text().replace("#33CC66", "#CC3366"))
+    found = tick(instance, repo)
+    assert found["refresh_character_chain"] == [("character_job", "tiny")]
+    assert found["refresh_poses"] == []  # not before the LoRA is fresh
+
+    (folder / "blob.yaml").write_text(TINY.format(name="blob"))
+    found = tick(instance, repo)
+    assert "blob" in instance.get_dynamic_partitions("characters")  # a new spec is registered
+    assert found["refresh_character_chain"] == [("character_job", "blob"), ("character_job", "tiny")]
+
+
+def test_cron_comes_from_the_environment(monkeypatch):
+    monkeypatch.delenv(schedules.CRON_ENV, raising=False)
+    try:
+        assert {s.cron_schedule for s in importlib.reload(schedules).SCHEDULES} == {"0 3 * * *"}
+        monkeypatch.setenv(schedules.CRON_ENV, "30 1 * * 1-5")
+        assert {s.cron_schedule for s in importlib.reload(schedules).SCHEDULES} == {"30 1 * * 1-5"}
+    finally:
+        monkeypatch.undo()
+        importlib.reload(schedules)

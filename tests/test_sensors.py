@@ -1,0 +1,221 @@
+"""The character library sensor: new, changed, removed and invalid specs, stage by stage.
+
+Materializations are reported to a real (temporary) instance with the versions the
+assets record, so each tick sees what a finished run would have left behind.
+"""
+
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+import pytest
+
+warnings.filterwarnings("ignore", message=r".*currently in (beta|preview)")
+
+import dagster as dg  # noqa: E402
+
+from dagster_project import assets, checks  # noqa: E402
+from dagster_project.partitions import join  # noqa: E402
+from dagster_project.resources import CharacterLibrary, CutoutResource, FalResource, StoreResource  # noqa: E402
+from dagster_project.schedules import CHARACTER_TAG, JOBS, RANGE_END, RANGE_START, SCHEDULES  # noqa: E402
+from dagster_project.sensors import SENSORS  # noqa: E402
+from fal_assets.spec import load_spec, pose_version, spec_version  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def library(tmp_path):
+    folder = tmp_path / "characters"
+    folder.mkdir()
+    for spec in (ROOT / "characters").glob("*.yaml"):
+        shutil.copy(spec, folder)
+    return folder
+
+
+@pytest.fixture
+def instance(tmp_path):
+    (tmp_path / "dagster").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
+        yield instance
+
+
+@pytest.fixture
+def tick(library, instance, tmp_path):
+    """Evaluate the sensor as the daemon would: apply its partition requests, keep its cursor."""
+    resources = {
+        "fal": FalResource(backend="local", workdir=str(tmp_path / "work")),
+        "store": StoreResource(root=str(tmp_path / "output")),
+        "cutout": CutoutResource(method="key"),
+        "characters": CharacterLibrary(folder=str(library)),
+    }
+    defs = dg.Definitions(assets=assets.ALL, asset_checks=checks.ALL, sensors=SENSORS, schedules=SCHEDULES, jobs=JOBS, resources=resources)
+    repo = defs.get_repository_def()
+    sensor = repo.get_sensor_def("character_library_sensor")
+    state = {"cursor": None}
+
+    def run():
+        context = dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(), cursor=state["cursor"], repository_def=repo, resources=resources)
+        data = sensor.evaluate_tick(context)  # resolves each request against its job: bad keys fail here
+        for request in data.dynamic_partitions_requests or []:
+            assert isinstance(request, dg.AddDynamicPartitionsRequest), "the sensor never deletes partitions"
+            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        state["cursor"] = data.cursor
+        return data
+
+    run.cursor = lambda: json.loads(state["cursor"])
+    return run
+
+
+def report(instance, asset, partition, metadata=None, data_version=None):
+    tags = {"dagster/data_version": data_version} if data_version else None
+    instance.report_runless_asset_event(dg.AssetMaterialization(asset, partition=partition, metadata=metadata or {}, tags=tags))
+
+
+def chain_done(instance, spec):
+    version = spec_version(spec)
+    report(instance, "character_spec", spec.name, {"spec_version": version}, version)
+    report(instance, "reference_images", spec.name, data_version=version)
+    report(instance, "training_dataset", spec.name)
+    report(instance, "character_lora", spec.name)
+
+
+def poses_done(instance, spec, poses=None):
+    for pose in poses or spec.poses:
+        report(instance, "pose_images", join(spec.name, pose), {"pose_version": pose_version(spec, pose, "final")})
+    for pose in poses or spec.poses:
+        report(instance, "sprites", join(spec.name, pose))
+
+
+def sheet_done(instance, spec):
+    report(instance, "sprite_sheet", spec.name, {"frames": len(spec.poses)})
+
+
+def all_done(instance, library):
+    for file in sorted(library.glob("*.yaml")):
+        spec = load_spec(file)
+        chain_done(instance, spec)
+        poses_done(instance, spec)
+        sheet_done(instance, spec)
+
+
+def summary(data):
+    return sorted((r.job_name, r.partition_key or f"{r.tags[RANGE_START]}...{r.tags[RANGE_END]}") for r in data.run_requests)
+
+
+def test_new_specs_add_partitions_and_request_their_chains(tick, library):
+    data = tick()
+    added = {r.partitions_def_name: list(r.partition_keys) for r in data.dynamic_partitions_requests}
+    assert added["characters"] == ["glitch", "rivet"]
+    assert added["poses"][:8] == list(load_spec(library / "glitch.yaml").poses)
+    assert set(added["poses"]) == {"idle", "run", "jump", "wave", "crouch", "attack", "sit", "victory", "walk", "repair", "sleep"}
+    # the chain first: a pose made before its LoRA would use the old one
+    assert summary(data) == [("character_job", "glitch"), ("character_job", "rivet")]
+    glitch = next(r for r in data.run_requests if r.partition_key == "glitch")
+    assert spec_version(load_spec(library / "glitch.yaml")) in glitch.run_key
+    assert glitch.tags[CHARACTER_TAG] == "glitch"
+    cursor = tick.cursor()["characters"]["glitch"]
+    assert cursor["spec_version"] == spec_version(load_spec(library / "glitch.yaml"))
+    assert set(cursor["poses"]) == set(load_spec(library / "glitch.yaml").poses)
+
+
+def test_unchanged_second_tick_requests_nothing(tick):
+    tick()
+    again = tick()
+    assert again.run_requests == []
+    assert not again.dynamic_partitions_requests
+    assert "waiting for" in again.skip_message
+
+
+def test_stages_follow_each_other(tick, instance, library):
+    glitch = load_spec(library / "glitch.yaml")
+    tick()
+    chain_done(instance, glitch)
+    data = tick()
+    # glitch's 8 poses are neighbours in the pose order: one run over the range
+    assert summary(data) == [("poses_job", f"{join('glitch', 'idle')}...{join('glitch', 'victory')}")]
+    poses_done(instance, glitch)
+    assert summary(tick()) == [("sheet_job", "glitch")]
+    sheet_done(instance, glitch)
+    assert tick().run_requests == []
+
+
+def test_changed_palette_reruns_everything_of_that_character(tick, instance, library):
+    all_done(instance, library)
+    assert tick().run_requests == []  # all fresh: nothing to do
+    path = library / "glitch.yaml"
+    path.write_text(path.read_text().replace('hair: "#A67C52"', 'hair: "#222222"'))
+    changed = load_spec(path)
+    data = tick()
+    assert summary(data) == [("character_job", "glitch")]
+    assert spec_version(changed) in data.run_requests[0].run_key
+    assert tick.cursor()["characters"]["glitch"]["generation"] == 1
+    chain_done(instance, changed)
+    data = tick()
+    assert summary(data) == [("poses_job", f"{join('glitch', 'idle')}...{join('glitch', 'victory')}")]
+    poses_done(instance, changed)
+    assert summary(tick()) == [("sheet_job", "glitch")]
+
+
+def test_changed_pose_reruns_only_that_pose_then_the_sheet(tick, instance, library):
+    all_done(instance, library)
+    tick()
+    path = library / "glitch.yaml"
+    path.write_text(path.read_text().replace("calm confident look", "calm confident look, arms crossed"))
+    data = tick()
+    assert summary(data) == [("poses_job", join("glitch", "idle"))]
+    changed = load_spec(path)
+    poses_done(instance, changed, ["idle"])
+    assert summary(tick()) == [("sheet_job", "glitch")]
+
+
+def test_going_back_to_an_earlier_spec_runs_again(tick, instance, library):
+    path = library / "rivet.yaml"
+    original = path.read_text()
+    first = tick()
+    path.write_text(original.replace("seed: 7", "seed: 8"))
+    tick()
+    path.write_text(original)
+    back = tick()
+    keys = {r.run_key for r in first.run_requests}
+    assert summary(back) == [("character_job", "rivet")]
+    assert back.run_requests[0].run_key not in keys
+
+
+def test_removed_spec_is_reported_and_its_partitions_kept(tick, instance, library):
+    tick()
+    (library / "rivet.yaml").unlink()
+    data = tick()
+    assert "rivet: spec" in data.skip_message and "removed" in data.skip_message
+    assert "rivet" in instance.get_dynamic_partitions("characters")
+    assert tick.cursor()["characters"]["rivet"]["removed"] is True
+    assert "removed" not in tick().skip_message  # reported once
+
+
+def test_invalid_spec_is_reported_with_file_and_field_and_the_others_go_on(tick, library):
+    path = library / "glitch.yaml"
+    path.write_text(path.read_text().replace('hair: "#A67C52"', 'hair: "#A67C5Z"'))
+    data = tick()
+    assert summary(data) == [("character_job", "rivet")]
+    problems = tick.cursor()["problems"]
+    assert len(problems) == 1 and problems[0].startswith(f"{path}: palette.hair: ")
+    assert "hex" in problems[0]
+    assert "glitch" not in [k for r in data.dynamic_partitions_requests for k in r.partition_keys if r.partitions_def_name == "characters"]
+
+
+def test_spec_that_turns_invalid_keeps_its_partitions_and_waits(tick, instance, library):
+    tick()
+    path = library / "glitch.yaml"
+    path.write_text(path.read_text().replace("poses:", "poses: [", 1))
+    data = tick()
+    assert data.run_requests == []
+    assert "glitch: its spec is invalid" in data.skip_message
+    assert f"{path}: " in data.skip_message
+    assert "glitch" in instance.get_dynamic_partitions("characters")
+
+
+def test_character_with_a_run_in_flight_waits(tick, instance, library):
+    instance.add_run(dg.DagsterRun(job_name="character_job", run_id="f" * 8, status=dg.DagsterRunStatus.STARTED, tags={CHARACTER_TAG: "glitch"}))
+    data = tick()
+    assert summary(data) == [("character_job", "rivet")]
