@@ -35,7 +35,7 @@ def requests(n: int, tag: str) -> list[dict]:
 def client_ours(n: int, concurrency: int, workdir: str) -> float:
     from fal_assets.generate import Request, Settings, generate_all
 
-    settings = Settings(backend="fal", store_root=Path(workdir) / "store", concurrency=concurrency, poll_interval=0.05)
+    settings = Settings(backend="fal", store_root=Path(workdir) / "store", concurrency=concurrency, poll_interval=0.1)
     batch = [Request("fal-ai/flux-2-pro", args) for args in requests(n, "ours")]
     started = time.perf_counter()
     outcomes = generate_all(batch, settings)

@@ -1,10 +1,10 @@
-"""The code location: assets, checks, resources (and, later, sensors and schedules)."""
+"""The code location: assets, checks, jobs, schedules, sensors and resources."""
 
 import os
 
 import dagster as dg
 
-from . import assets, checks
+from . import assets, checks, schedules, sensors
 from .resources import CharacterLibrary, CutoutResource, FalResource, StoreResource
 
 
@@ -19,6 +19,9 @@ def fal_resource() -> FalResource:
 defs = dg.Definitions(
     assets=assets.ALL,
     asset_checks=checks.ALL,
+    jobs=schedules.JOBS,
+    schedules=schedules.SCHEDULES,
+    sensors=sensors.SENSORS,
     resources={
         "fal": fal_resource(),
         "store": StoreResource(),

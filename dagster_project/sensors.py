@@ -52,6 +52,41 @@ def _change(before: dict, now: dict) -> str:
     return "; ".join(parts)
 
 
+def _remember(context, remembered: dict, spec) -> dict:
+    """The cursor's entry for ``spec``: new, or updated (generation bumped) if it changed."""
+    now = _versions(spec)
+    entry = remembered.get(spec.name)
+    if entry is None:
+        context.log.info(f"{spec.name}: new spec {spec.source}")
+        entry = remembered[spec.name] = {**now, "generation": 0, "requested": []}
+    else:
+        if entry.pop("removed", False):
+            context.log.info(f"{spec.name}: spec is back ({spec.source})")
+        change = _change(entry, now)
+        if change:
+            context.log.info(f"{spec.name}: {change}")
+            entry.update(now, generation=entry.get("generation", 0) + 1)
+    entry["file"] = str(spec.source)
+    return entry
+
+
+def _gone(context, remembered: dict, specs, problem_lines: list[str]) -> list[str]:
+    """Notes on remembered characters without a valid spec now: invalid, or removed
+    (reported once; partitions and files are kept)."""
+    notes = []
+    for name, entry in remembered.items():
+        if name in specs:
+            continue
+        if any(line.startswith(f"{entry.get('file')}:") for line in problem_lines):
+            notes.append(f"{name}: its spec is invalid, nothing runs for it until it is fixed")
+        elif not entry.get("removed"):
+            entry["removed"] = True
+            message = f"{name}: spec {entry.get('file')} was removed; its partitions and files are kept"
+            context.log.warning(message)
+            notes.append(message)
+    return notes
+
+
 @dg.sensor(
     jobs=[character_job, poses_job, sheet_job],
     minimum_interval_seconds=30,
@@ -83,19 +118,7 @@ def character_library_sensor(context: dg.SensorEvaluationContext, characters: Ch
     busy = busy_characters(instance, specs)
     requests: list[dg.RunRequest] = []
     for name, spec in specs.items():
-        now = _versions(spec)
-        entry = remembered.get(name)
-        if entry is None:
-            entry = remembered[name] = {**now, "file": str(spec.source), "generation": 0, "requested": []}
-            context.log.info(f"{name}: new spec {spec.source}")
-        else:
-            if entry.pop("removed", False):
-                context.log.info(f"{name}: spec is back ({spec.source})")
-            change = _change(entry, now)
-            if change:
-                entry.update(now, generation=entry.get("generation", 0) + 1)
-                context.log.info(f"{name}: {change}")
-            entry["file"] = str(spec.source)
+        entry = _remember(context, remembered, spec)
         if name in busy:
             notes.append(f"{name}: waits for its queued or running runs")
             continue
@@ -109,19 +132,8 @@ def character_library_sensor(context: dg.SensorEvaluationContext, characters: Ch
             requests += fresh
             entry["requested"] = (entry["requested"] + [r.run_key for r in fresh])[-KEPT_RUN_KEYS:]
         else:
-            notes.append(f"{name}: waiting for {', '.join(r.run_key for r in wanted)}")
-
-    for name, entry in remembered.items():
-        if name in specs:
-            continue
-        invalid = [line for line in lines if line.startswith(f"{entry.get('file')}:")]
-        if invalid:
-            notes.append(f"{name}: its spec is invalid, nothing runs for it until it is fixed")
-        elif not entry.get("removed"):
-            entry["removed"] = True
-            message = f"{name}: spec {entry.get('file')} was removed; its partitions and files are kept"
-            context.log.warning(message)
-            notes.append(message)
+            notes.append(f"{name}: requested before: {', '.join(r.run_key for r in wanted)}")
+    notes += _gone(context, remembered, specs, lines)
     notes += [f"invalid spec skipped: {line}" for line in lines]
 
     cursor = json.dumps(state, sort_keys=True)

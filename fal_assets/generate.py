@@ -287,8 +287,8 @@ class Generator:
         endpoint = request.endpoint
         started = time.monotonic()
         while True:
-            decision = self.journal.begin(
-                key, endpoint, arguments, backend=self.backend.label, estimate_usd=cost.cost_usd, labels=request.labels
+            decision = await self._journal(
+                "begin", key, endpoint, arguments, backend=self.backend.label, estimate_usd=cost.cost_usd, labels=request.labels
             )
             action = decision.action
             if action == jr.Action.CACHED:
@@ -301,29 +301,34 @@ class Generator:
                     raise GenerationFailed(f"{endpoint}: another process has held {key[:12]} for too long")
                 continue
             break
-        async with self._limit:
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            try:
-                if action == jr.Action.SUBMIT:
-                    if decision.previous_state == jr.State.IN_DOUBT:
-                        self.on_event(f"{endpoint}: {key[:12]} was claimed by a process that died before fal answered; sending it again")
-                    request_id = await self._submit(request, arguments, cost, key)
-                else:
-                    request_id = decision.request_id
-                    self.on_event(f"{endpoint}: resuming request {request_id} (no second submit)")
+        request_id = decision.request_id
+        try:
+            async with self._limit:  # what fal counts: requests from submit until COMPLETED
+                self.in_flight += 1
+                self.max_in_flight = max(self.max_in_flight, self.in_flight)
                 try:
-                    return await self._follow(request, arguments, cost, key, request_id)
-                except RequestGone as gone:
-                    self.journal.mark_failed(key, f"the backend no longer holds request {request_id}: {gone}")
-                    if self.backend.billed:
-                        raise GenerationFailed(
-                            f"{endpoint}: request {request_id} is gone (fal keeps results about an hour); "
-                            "it is marked failed, and a rerun pays for it again"
-                        ) from gone
-            finally:
-                self.in_flight -= 1
+                    if action == jr.Action.SUBMIT:
+                        if decision.previous_state == jr.State.IN_DOUBT:
+                            self.on_event(f"{endpoint}: {key[:12]} was claimed by a process that died before fal answered; sending it again")
+                        request_id = await self._submit(request, arguments, cost, key)
+                    else:
+                        self.on_event(f"{endpoint}: resuming request {request_id} (no second submit)")
+                    waited = await self._await_done(endpoint, key, request_id)
+                finally:
+                    self.in_flight -= 1
+            return await self._collect(request, cost, key, request_id, waited)
+        except RequestGone as gone:
+            await self._journal("mark_failed", key, f"the backend no longer holds request {request_id}: {gone}")
+            if self.backend.billed:
+                raise GenerationFailed(
+                    f"{endpoint}: request {request_id} is gone (fal keeps results about an hour); "
+                    "it is marked failed, and a rerun pays for it again"
+                ) from gone
         return await self.generate(request)  # a free backend simply renders it again
+
+    async def _journal(self, method: str, *args, **kwargs):
+        """Journal writes run in a worker thread: a commit must not stall the event loop."""
+        return await asyncio.to_thread(getattr(self.journal, method), *args, **kwargs)
 
     async def _submit(self, request: Request, arguments: dict[str, Any], cost: CostEstimate, key: str) -> str:
         endpoint = request.endpoint
@@ -331,7 +336,7 @@ class Generator:
         try:
             self.guard.claim(cost.cost_usd, what=what)
         except BaseException as exc:
-            self.journal.mark_failed(key, f"not sent: {exc}")
+            await self._journal("mark_failed", key, f"not sent: {exc}")
             raise
         try:
             sendable = copy.deepcopy(arguments)
@@ -344,9 +349,9 @@ class Generator:
             )
         except BaseException as exc:
             self.guard.release(cost.cost_usd)
-            self.journal.mark_failed(key, f"not sent: {type(exc).__name__}: {exc}")
+            await self._journal("mark_failed", key, f"not sent: {type(exc).__name__}: {exc}")
             raise
-        self.journal.mark_submitted(key, request_id)
+        await self._journal("mark_submitted", key, request_id)
         self.on_event(f"{endpoint}: submitted {request_id} (estimated ${cost.cost_usd:.4f})")
         return request_id
 
@@ -357,7 +362,7 @@ class Generator:
         async def renew():
             while True:
                 await asyncio.sleep(self.journal.lease_seconds / 3)
-                self.journal.renew(key)
+                await self._journal("renew", key)
 
         renewer = asyncio.ensure_future(renew())
         try:
@@ -365,8 +370,9 @@ class Generator:
         finally:
             renewer.cancel()
 
-    async def _follow(self, request: Request, arguments, cost: CostEstimate, key: str, request_id: str) -> Generation:
-        endpoint, settings = request.endpoint, self.settings
+    async def _await_done(self, endpoint: str, key: str, request_id: str) -> float:
+        """Poll until COMPLETED; returns the seconds waited."""
+        settings = self.settings
         started = time.monotonic()
         last_position = None
         while True:
@@ -384,22 +390,27 @@ class Generator:
                     "as submitted and a rerun resumes it without paying again"
                 )
             await asyncio.sleep(settings.poll_interval)
-        queued_s = time.monotonic() - started
         if status.error:
-            self.journal.mark_failed(key, f"the {self.backend.label} backend reported an error: {status.error}")
+            await self._journal("mark_failed", key, f"the {self.backend.label} backend reported an error: {status.error}")
             raise GenerationFailed(f"{endpoint}: {request_id} failed on the {self.backend.label} backend: {status.error}")
+        return time.monotonic() - started
+
+    async def _collect(self, request: Request, cost: CostEstimate, key: str, request_id: str, waited: float) -> Generation:
+        """Fetch the result, download every file at once, verify, store, journal."""
+        endpoint = request.endpoint
+        started = time.monotonic()
         result = await self._retry(f"result {request_id}", lambda: self.backend.result(endpoint, request_id))
         files = await self._download_all(result, request_id)
         flagged = any(result.get("has_nsfw_concepts") or [])
         billed = cost.cost_usd if self.backend.billed else 0.0
         kind = "billed" if self.backend.billed else "estimated"
-        timings = {"wait_s": round(queued_s, 3), "total_s": round(time.monotonic() - started, 3), **(result.get("timings") or {})}
+        timings = {"wait_s": round(waited, 3), "collect_s": round(time.monotonic() - started, 3), **(result.get("timings") or {})}
         if flagged:
             stored = []
             for item in files:
                 kept = self.store.quarantine(item.pop("data"), suffix=item["suffix"], reason="nsfw")
                 stored.append(dict(item, path=str(kept.path)))
-            self.journal.mark_quarantined(key, "has_nsfw_concepts", stored, cost_usd=billed, cost_kind=kind)
+            await self._journal("mark_quarantined", key, "has_nsfw_concepts", stored, cost_usd=billed, cost_kind=kind)
             raise ContentFlagged(
                 f"{endpoint}: {request_id} was flagged by fal's safety checker (has_nsfw_concepts); "
                 f"its {len(stored)} file(s) are quarantined and never used downstream"
@@ -409,8 +420,8 @@ class Generator:
             data = item.pop("data")
             saved = self.store.put(data, suffix=item["suffix"])
             stored.append(dict(item, path=str(saved.path), sha256=saved.sha256, size=saved.size))
-        entry = self.journal.mark_completed(
-            key, files=stored, cost_usd=billed, cost_kind=kind, result=without_urls(result), timings=timings
+        entry = await self._journal(
+            "mark_completed", key, files=stored, cost_usd=billed, cost_kind=kind, result=without_urls(result), timings=timings
         )
         self.guard.settle(cost.cost_usd, billed)
         return self._from_entry(entry, cost, cache_hit=False)

@@ -103,9 +103,10 @@ def mark_cached(plan: Sequence[PlannedRequest], settings: Settings, key: str | N
     """The plan with the requests the journal holds as completed marked ``cached``.
 
     Keys come from the generator itself (``Generator.prepare``, for ``settings``'
-    backend), so they match what a run would look up. A request whose upload file does
-    not exist yet cannot be looked up and stays uncached. Nothing is created: without
-    a journal there, nothing is cached.
+    backend), so they match what a run would look up. A request that uploads a file
+    (dataset zip, LoRA weights) stays uncached when the file does not exist yet or an
+    uncached request of an earlier stage will make it anew. Nothing is created:
+    without a journal there, nothing is cached.
     """
     from .backends import make_backend
     from .generate import Generator
@@ -119,14 +120,19 @@ def mark_cached(plan: Sequence[PlannedRequest], settings: Settings, key: str | N
     journal = settings.journal()
     try:
         generator = Generator(backend, journal, ContentStore(settings.store_root), settings)
-        marked = []
+        marked, remade = [], set()  # stages with a request that will be sent again
         for p in plan:
-            if p.request is None or not all(Path(f).is_file() for f in p.request.files.values()):
+            made_again = any(stage in remade for stage in STAGES[: STAGES.index(p.stage)])
+            if p.request is None or (p.request.files and made_again) or not all(Path(f).is_file() for f in p.request.files.values()):
                 marked.append(p)
+                remade.add(p.stage)
                 continue
             _, _, journal_key = generator.prepare(p.request)
             entry = journal.get(journal_key)
-            marked.append(replace(p, cached=entry is not None and entry.state == State.COMPLETED))
+            done = entry is not None and entry.state == State.COMPLETED
+            marked.append(replace(p, cached=done))
+            if not done:
+                remade.add(p.stage)
         return marked
     finally:
         journal.close()

@@ -10,6 +10,7 @@ import base64
 import io
 import json
 import queue
+import socket
 import subprocess
 import sys
 import textwrap
@@ -129,14 +130,21 @@ def test_run_emulator_rejects_bad_options_before_listening():
     assert fields == ["--port", "--concurrency", "--latency"]
 
 
-def test_module_entry_point_reports_bad_faults_and_exits_2():
-    proc = subprocess.run(
-        [sys.executable, "-m", "fal_assets.emulator", "--port", "0", "--faults", "429=2"],
-        capture_output=True, text=True, timeout=30,
-    )
-    assert proc.returncode == 2 and proc.stdout == ""
-    (line,) = proc.stderr.strip().splitlines()
-    assert line.startswith("emulate: --faults: 429=2 is outside 0..1; allowed:")
+def test_module_entry_point_reports_bad_options_and_exits_2():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        for args, says in [
+            (["--port", "0", "--faults", "429=2"], "emulate: --faults: 429=2 is outside 0..1; allowed:"),
+            (["--port", str(port)], f"emulate: --port: cannot listen on 127.0.0.1:{port}:"),
+        ]:
+            proc = subprocess.run(
+                [sys.executable, "-m", "fal_assets.emulator", *args], capture_output=True, text=True, timeout=30
+            )
+            assert proc.returncode == 2 and proc.stdout == ""
+            (line,) = proc.stderr.strip().splitlines()
+            assert line.startswith(says)
 
 
 def test_field_paths_become_fastapi_locs():
@@ -490,3 +498,52 @@ def test_trainer_output_feeds_the_lora_endpoint(fresh):
     assert [row["endpoint"] for row in ledger["billed"]] == ["fal-ai/flux-2-trainer", LORA]
     expected = expected_cost("fal-ai/flux-2-trainer", {"image_data_url": dataset, "steps": 10})
     assert ledger["billed"][0]["cost_usd"] == pytest.approx(expected)
+
+
+def test_a_broken_render_fails_its_job_and_the_slot_keeps_serving():
+    import asyncio
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from fal_assets.emulator.server import Emulator
+    from fal_assets.jobs import run_job
+    from fal_assets.pricing import estimate
+
+    def renderer(endpoint, arguments, fetch):
+        if arguments["prompt"] == "boom":
+            raise RuntimeError("renderer bug")
+        return run_job(endpoint, arguments, fetch)
+
+    def pricing(endpoint, arguments, **options):
+        if arguments["prompt"] == "price bug":
+            raise KeyError("price table")
+        return estimate(endpoint, arguments, **options)
+
+    async def scenario():
+        emulator = Emulator(concurrency=1, run_job=renderer, estimate=pricing)
+        async with TestClient(TestServer(emulator.app())) as http:
+            keyed = {"Authorization": "Key k"}
+            ids = []
+            for prompt in ("boom", "price bug", "fine"):
+                submitted = await http.post(f"/{PRO}", json={"prompt": prompt, "image_size": SMALL}, headers=keyed)
+                ids.append((await submitted.json())["request_id"])
+            statuses = []
+            for request_id in ids:
+                for _ in range(200):
+                    status = await (await http.get(f"/{PRO}/requests/{request_id}/status", headers=keyed)).json()
+                    if status["status"] == "COMPLETED":
+                        break
+                    await asyncio.sleep(0.02)
+                statuses.append(status)
+            answers = [await http.get(f"/{PRO}/requests/{request_id}", headers=keyed) for request_id in ids]
+            bodies = [await answer.json() for answer in answers]
+            return statuses, [a.status for a in answers], bodies, emulator.ledger_json()
+
+    statuses, codes, bodies, ledger = asyncio.run(scenario())
+    assert [s["status"] for s in statuses] == ["COMPLETED"] * 3
+    assert [s.get("error_type") for s in statuses] == ["internal_error", "internal_error", None]
+    assert codes == [500, 500, 200]
+    assert bodies[0]["detail"] == "RuntimeError: renderer bug"
+    assert bodies[1]["detail"] == "KeyError: 'price table'"
+    assert len(bodies[2]["images"]) == 1
+    assert [row["request_id"] for row in ledger["billed"]] == [statuses[2]["request_id"]]

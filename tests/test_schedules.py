@@ -104,43 +104,46 @@ def world(tmp_path):
             (["sprite_sheet"], {"partition_key": "tiny"}),
         ):
             assert dg.materialize(everything, selection=selection, instance=instance, resources=resources, **options).success
-        yield folder, instance, defs.get_repository_def()
+        yield folder, instance, defs.get_repository_def(), resources
 
 
-def tick(instance, repo):
+def partitions(request):
+    if schedules.RANGE_START in request.tags:
+        return f"{request.tags[schedules.RANGE_START]}...{request.tags[schedules.RANGE_END]}"
+    return request.partition_key
+
+
+def tick(instance, repo, resources):
     """Every refresh schedule's requests, resolved against its job: {schedule: [(job, partition)]}."""
     when = datetime(2026, 1, 2, 3, 0, tzinfo=timezone.utc)
     out = {}
     for schedule in schedules.SCHEDULES:
-        context = dg.build_schedule_context(instance=instance, instance_ref=instance.get_ref(), scheduled_execution_time=when, repository_def=repo)
+        context = dg.build_schedule_context(instance=instance, instance_ref=instance.get_ref(), scheduled_execution_time=when, repository_def=repo, resources=resources)
         data = repo.get_schedule_def(schedule.name).evaluate_tick(context)
-        out[schedule.name] = sorted(
-            (schedule.job_name, r.partition_key or f"{r.tags[schedules.RANGE_START]}...{r.tags[schedules.RANGE_END]}")
-            for r in data.run_requests
-        )
+        out[schedule.name] = sorted((schedule.job_name, partitions(r)) for r in data.run_requests)
     return out
 
 
 def test_refresh_after_a_real_run_asks_only_for_what_changed(world):
-    folder, instance, repo = world
+    folder, instance, repo, resources = world
     # fresh: only the cost report
-    assert tick(instance, repo) == {
+    assert tick(instance, repo, resources) == {
         "refresh_character_chain": [], "refresh_poses": [], "refresh_sprite_sheets": [],
         "refresh_cost_report": [("cost_report_job", None)],
     }
     path = folder / "tiny.yaml"
     path.write_text(path.read_text().replace("hopping up in the air", "hopping high up in the air"))
-    found = tick(instance, repo)
+    found = tick(instance, repo, resources)
     assert found["refresh_poses"] == [("poses_job", join("tiny", "hop"))]
     assert found["refresh_character_chain"] == [] and found["refresh_sprite_sheets"] == []  # the sheet waits
 
     path.write_text(path.read_text().replace("#33CC66", "#CC3366"))
-    found = tick(instance, repo)
+    found = tick(instance, repo, resources)
     assert found["refresh_character_chain"] == [("character_job", "tiny")]
     assert found["refresh_poses"] == []  # not before the LoRA is fresh
 
     (folder / "blob.yaml").write_text(TINY.format(name="blob"))
-    found = tick(instance, repo)
+    found = tick(instance, repo, resources)
     assert "blob" in instance.get_dynamic_partitions("characters")  # a new spec is registered
     assert found["refresh_character_chain"] == [("character_job", "blob"), ("character_job", "tiny")]
 

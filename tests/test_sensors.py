@@ -125,7 +125,7 @@ def test_unchanged_second_tick_requests_nothing(tick):
     again = tick()
     assert again.run_requests == []
     assert not again.dynamic_partitions_requests
-    assert "waiting for" in again.skip_message
+    assert "requested before" in again.skip_message
 
 
 def test_stages_follow_each_other(tick, instance, library):
@@ -219,3 +219,13 @@ def test_character_with_a_run_in_flight_waits(tick, instance, library):
     instance.add_run(dg.DagsterRun(job_name="character_job", run_id="f" * 8, status=dg.DagsterRunStatus.STARTED, tags={CHARACTER_TAG: "glitch"}))
     data = tick()
     assert summary(data) == [("character_job", "rivet")]
+
+
+def test_new_pose_is_added_and_requested_in_the_same_tick(tick, instance, library):
+    all_done(instance, library)
+    tick()
+    path = library / "glitch.yaml"
+    path.write_text(path.read_text().replace("poses:\n", "poses:\n  dance: dancing on one foot, arms up\n", 1))
+    data = tick()  # resolved against poses_job with the new partition added in the same result
+    assert [list(r.partition_keys) for r in data.dynamic_partitions_requests if r.partitions_def_name == "poses"] == [["dance"]]
+    assert summary(data) == [("poses_job", join("glitch", "dance"))]

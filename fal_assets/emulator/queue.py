@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable
+
+log = logging.getLogger("fal_assets.emulator")
 
 IN_QUEUE, IN_PROGRESS, COMPLETED = "IN_QUEUE", "IN_PROGRESS", "COMPLETED"
 
@@ -138,5 +141,7 @@ class JobQueue:
             self.max_in_progress = max(self.max_in_progress, self.in_progress)
             try:
                 await self._process(job)
+            except Exception:  # keep the slot serving; the job's own error was recorded
+                log.exception("worker failed on %s", job.request_id)
             finally:
                 self.in_progress -= 1

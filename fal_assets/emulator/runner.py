@@ -20,6 +20,17 @@ from .tls import server_tls
 log = logging.getLogger("fal_assets.emulator")
 
 
+def _warm_up() -> None:
+    """Import and run the renderer, catalog and prices once before ``ready``, so the
+    first jobs take ``--latency`` like the rest instead of paying for imports."""
+    from ..jobs import run_job
+    from ..pricing import estimate
+
+    arguments = {"prompt": "warm-up figure, plain white background", "image_size": {"width": 64, "height": 64}, "seed": 0}
+    run_job("fal-ai/flux-2-pro", arguments, fetch=lambda url: (b"", ""))
+    estimate("fal-ai/flux-2-pro", arguments)
+
+
 def _host_for_url(host: str) -> str:
     if host in ("", "0.0.0.0", "::"):
         return "127.0.0.1"
@@ -65,6 +76,7 @@ async def serve(
             pass  # not the main thread: the caller sets ``stop``
     try:
         tls = server_tls(cert_dir, [host])
+        await loop.run_in_executor(None, _warm_up)
         await runner.setup()
         await web.SockSite(runner, sock, ssl_context=tls.context, shutdown_timeout=1.0).start()
         address = f"{_host_for_url(host)}:{sock.getsockname()[1]}"

@@ -15,7 +15,7 @@ from aiohttp import web
 from ..errors import InvalidInput
 from .faults import FaultDice, parse_faults
 from .queue import COMPLETED, IN_PROGRESS, IN_QUEUE, Job, JobQueue, Ledger, arguments_sha256
-from .work import MediaStore, execute, short, unprocessable_body
+from .work import MediaStore, Outcome, execute, short, unprocessable_body
 
 log = logging.getLogger("fal_assets.emulator")
 
@@ -259,17 +259,23 @@ class Emulator:
         if self.latency > 0:
             await asyncio.sleep(self.latency)
         loop = asyncio.get_running_loop()
-        outcome = await loop.run_in_executor(
-            self.executor,
-            lambda: execute(
-                job.endpoint,
-                job.arguments,
-                fetch=self.media.fetch,
-                run_job=self.run_job,
-                estimate=self.estimate,
-                nsfw=job.nsfw,
-            ),
-        )
+        try:
+            outcome = await loop.run_in_executor(
+                self.executor,
+                lambda: execute(
+                    job.endpoint,
+                    job.arguments,
+                    fetch=self.media.fetch,
+                    run_job=self.run_job,
+                    estimate=self.estimate,
+                    nsfw=job.nsfw,
+                ),
+            )
+        except Exception as exc:  # a bug after rendering (pricing, flagging): fail the job, not the worker
+            log.exception("job %s failed", job.request_id)
+            message = f"{type(exc).__name__}: {exc}"
+            outcome = Outcome(error=message, error_type="internal_error", error_status=500,
+                              error_body={"detail": message, "error_type": "internal_error"})
         job.inference_time = outcome.inference_time
         if outcome.error is not None:
             job.fail(outcome.error_status, outcome.error_type or "internal_error", outcome.error, outcome.error_body)
