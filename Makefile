@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster
 export NUMBA_CACHE_DIR := $(CURDIR)/.cache/numba
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo dev test bench clean
 
 setup: $(STAMP)
 
@@ -20,6 +20,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	mkdir -p $(DAGSTER_HOME)
 	$(PY) -m dagster_project.demo
+
+dev: $(STAMP)
+	mkdir -p $(DAGSTER_HOME)
+	$(VENV)/bin/dagster dev -w workspace.yaml
 
 test: $(STAMP)
 	$(PY) -m pytest -q

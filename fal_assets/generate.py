@@ -285,46 +285,61 @@ class Generator:
     async def generate(self, request: Request) -> Generation:
         arguments, cost, key = self.prepare(request)
         endpoint = request.endpoint
+        known = await self._journal("get", key)
+        if known is not None and known.state == jr.State.COMPLETED:
+            return self._from_entry(known, cost, cache_hit=True)  # no slot, no network
         started = time.monotonic()
         while True:
-            decision = await self._journal(
-                "begin", key, endpoint, arguments, backend=self.backend.label, estimate_usd=cost.cost_usd, labels=request.labels
-            )
-            action = decision.action
-            if action == jr.Action.CACHED:
-                return self._from_entry(decision.entry, cost, cache_hit=True)
-            if action == jr.Action.QUARANTINED:
-                raise ContentFlagged(f"{endpoint}: {key[:12]} was flagged before ({decision.entry.error}); its files are quarantined")
-            if action == jr.Action.WAIT:
-                await asyncio.sleep(self.settings.poll_interval)
-                if time.monotonic() - started > self.settings.wait_timeout:
-                    raise GenerationFailed(f"{endpoint}: another process has held {key[:12]} for too long")
-                continue
-            break
-        request_id = decision.request_id
+            # Claim only once a slot is free: a claim never waits in our own queue, so its
+            # lease (and any other process's view of it) covers only the send itself.
+            async with self._limit:
+                decision = await self._journal(
+                    "begin", key, endpoint, arguments, backend=self.backend.label, estimate_usd=cost.cost_usd, labels=request.labels
+                )
+                action = decision.action
+                if action == jr.Action.CACHED:
+                    return self._from_entry(decision.entry, cost, cache_hit=True)
+                if action == jr.Action.QUARANTINED:
+                    raise ContentFlagged(f"{endpoint}: {key[:12]} was flagged before ({decision.entry.error}); its files are quarantined")
+                if action != jr.Action.WAIT:
+                    try:
+                        request_id, waited = await self._run(request, arguments, cost, key, decision)
+                    except RequestGone as gone:
+                        await self._journal("mark_failed", key, f"the backend no longer holds the request: {gone}")
+                        if self.backend.billed:
+                            raise GenerationFailed(
+                                f"{endpoint}: the request is gone ({gone}; fal keeps results about an hour); "
+                                "it is marked failed, and a rerun pays for it again"
+                            ) from gone
+                        continue  # a free backend simply renders it again
+                    break
+            # WAIT: another live process holds the claim; wait outside the slot
+            if time.monotonic() - started > self.settings.wait_timeout:
+                raise GenerationFailed(f"{endpoint}: another process has held {key[:12]} for too long")
+            await asyncio.sleep(self.settings.poll_interval)
         try:
-            async with self._limit:  # what fal counts: requests from submit until COMPLETED
-                self.in_flight += 1
-                self.max_in_flight = max(self.max_in_flight, self.in_flight)
-                try:
-                    if action == jr.Action.SUBMIT:
-                        if decision.previous_state == jr.State.IN_DOUBT:
-                            self.on_event(f"{endpoint}: {key[:12]} was claimed by a process that died before fal answered; sending it again")
-                        request_id = await self._submit(request, arguments, cost, key)
-                    else:
-                        self.on_event(f"{endpoint}: resuming request {request_id} (no second submit)")
-                    waited = await self._await_done(endpoint, key, request_id)
-                finally:
-                    self.in_flight -= 1
             return await self._collect(request, cost, key, request_id, waited)
         except RequestGone as gone:
             await self._journal("mark_failed", key, f"the backend no longer holds request {request_id}: {gone}")
-            if self.backend.billed:
-                raise GenerationFailed(
-                    f"{endpoint}: request {request_id} is gone (fal keeps results about an hour); "
-                    "it is marked failed, and a rerun pays for it again"
-                ) from gone
-        return await self.generate(request)  # a free backend simply renders it again
+            raise GenerationFailed(f"{endpoint}: the result of {request_id} is gone: {gone}") from gone
+
+    async def _run(self, request: Request, arguments, cost: CostEstimate, key: str, decision) -> tuple[str, float]:
+        """Inside a slot: submit (or resume) and wait until COMPLETED, which is what fal
+        counts against the account's concurrency."""
+        endpoint = request.endpoint
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if decision.action == jr.Action.SUBMIT:
+                if decision.previous_state == jr.State.IN_DOUBT:
+                    self.on_event(f"{endpoint}: {key[:12]} was claimed by a process that died before fal answered; sending it again")
+                request_id = await self._submit(request, arguments, cost, key)
+            else:
+                request_id = decision.request_id
+                self.on_event(f"{endpoint}: resuming request {request_id} (no second submit)")
+            return request_id, await self._await_done(endpoint, key, request_id)
+        finally:
+            self.in_flight -= 1
 
     async def _journal(self, method: str, *args, **kwargs):
         """Journal writes run in a worker thread: a commit must not stall the event loop."""
