@@ -14,7 +14,6 @@ times include start-up (imports, the journal, TLS handshakes).
 """
 
 import argparse
-import asyncio
 import json
 import math
 import os

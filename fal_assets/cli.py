@@ -7,7 +7,6 @@ and exits 2; a traceback is for bugs only.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any, Optional
 

@@ -16,8 +16,7 @@ import json
 import logging
 import random
 import time
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -25,7 +24,7 @@ from . import journal as jr
 from .backends import Backend, RequestGone, TransientError, make_backend
 from .budget import Budget, BudgetGuard
 from .catalog import load_catalog
-from .errors import ContentFlagged, FalAssetsError, GenerationFailed, InvalidInput
+from .errors import ContentFlagged, GenerationFailed, InvalidInput
 from .media import content_type_for, image_size_of, suffix_for
 from .pricing import CostEstimate, estimate
 from .store import ContentStore

@@ -167,7 +167,7 @@ class _Checker:
 
     def _url_list(self, field: str, name: str, param: ParamSpec, value: Any) -> Any:
         if isinstance(value, str):
-            self.problem(field, f"must be a list of URL strings, e.g. [\"https://...\"], got one string")
+            self.problem(field, "must be a list of URL strings, e.g. [\"https://...\"], got one string")
             return value
         if not isinstance(value, (list, tuple)):
             self.problem(field, f"must be a list of URL strings, got {_kind(value)}")

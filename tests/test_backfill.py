@@ -3,7 +3,6 @@ and a real local backfill whose second run costs nothing."""
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import warnings
@@ -17,22 +16,10 @@ from dagster_project import backfill  # noqa: E402
 from dagster_project.resources import CharacterLibrary, CutoutResource, FalResource, StoreResource  # noqa: E402
 from fal_assets.plan import plan_character  # noqa: E402
 from fal_assets.pricing import estimate  # noqa: E402
-from fal_assets.spec import DEFAULT_VIEWS, load_spec, load_specs  # noqa: E402
+from fal_assets.spec import load_spec, load_specs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-VIEWS = "".join(f"  {name}: {text}\n" for name, text in list(DEFAULT_VIEWS.items())[:9])
-TINY = """\
-name: {name}
-trigger_word: {name}_char
-description: a small round green slime with two dot eyes
-style: flat pixel art
-palette:
-  body: "#33CC66"
-poses:
-  idle: sitting still, looking at the viewer
-  hop: hopping up in the air
-views:
-""" + VIEWS
+from samples import TINY  # noqa: E402
 
 
 def resources_for(tmp_path, folder):
@@ -48,13 +35,6 @@ def dollars(text: str) -> float:
     return float(text.lstrip("$"))
 
 
-@pytest.fixture
-def library(tmp_path):
-    folder = tmp_path / "characters"
-    folder.mkdir()
-    for spec in (ROOT / "characters").glob("*.yaml"):
-        shutil.copy(spec, folder)
-    return folder
 
 
 def test_plan_prices_every_request_with_the_pricing_rules():

@@ -4,7 +4,6 @@ key never lands anywhere."""
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path

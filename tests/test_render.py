@@ -10,6 +10,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from samples import GLITCH
 from PIL import Image
 
 from fal_assets.errors import InvalidInput
@@ -26,16 +27,6 @@ from fal_assets.render import (
 )
 from fal_assets.render.palette import figure_of
 
-GLITCH = """
-3D Pixar/Disney animation style character (like Big Hero 6, The Incredibles):
-Petite athletic girl, approximately 5 heads tall, slender build.
-Face: Round cute face, digital goggle visor covering eyes with pink/purple neon glow.
-Short dark blonde hair in a high ponytail with black hair tie.
-Outfit: Black tactical bodysuit with dark gray armor panels. Hot pink (#FF1493) and
-magenta neon-glowing circuit lines on armor. Small katana sheathed on back.
-Style: Professional 3D render, Pixar film quality, cinematic lighting, white background.
-Full body visible head to toe.
-"""
 ZORP = "zorp_char, hair #E0B040, outfit #2060C0, hot pink (#FF1493) circuit lines, gray boots #606870, plain white background"
 SMALL = {"width": 192, "height": 256}
 

@@ -17,21 +17,9 @@ from dagster_project.demo import register  # noqa: E402
 from dagster_project.partitions import join  # noqa: E402
 from dagster_project.resources import CharacterLibrary, CutoutResource, FalResource, StoreResource  # noqa: E402
 from fal_assets.plan import Recorded, Seen, pose_runs, refresh_needed  # noqa: E402
-from fal_assets.spec import DEFAULT_VIEWS, load_spec, load_specs, pose_version, spec_version  # noqa: E402
+from samples import TINY  # noqa: E402
+from fal_assets.spec import load_spec, load_specs, pose_version, spec_version  # noqa: E402
 
-VIEWS = "".join(f"  {name}: {text}\n" for name, text in list(DEFAULT_VIEWS.items())[:9])
-TINY = """\
-name: {name}
-trigger_word: {name}_char
-description: a small round green slime with two dot eyes
-style: flat pixel art
-palette:
-  body: "#33CC66"
-poses:
-  idle: sitting still, looking at the viewer
-  hop: hopping up in the air
-views:
-""" + VIEWS
 CHAIN = ["character_spec", "reference_images", "training_dataset", "character_lora"]
 
 

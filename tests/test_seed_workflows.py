@@ -7,23 +7,13 @@ values of the same kind).
 from __future__ import annotations
 
 import pytest
+from samples import GLITCH
 
 from fal_assets.catalog import load_catalog
 from fal_assets.errors import InvalidInput
 from fal_assets.pricing import ENV_OVERRIDE, estimate, load_prices
 from fal_assets.validation import validate, validate_request
 
-# seed 000, verbatim
-GLITCH = """
-3D Pixar/Disney animation style character (like Big Hero 6, The Incredibles):
-Petite athletic girl, approximately 5 heads tall, slender build.
-Face: Round cute face, digital goggle visor covering eyes with pink/purple neon glow.
-Short dark blonde hair in a high ponytail with black hair tie.
-Outfit: Black tactical bodysuit with dark gray armor panels. Hot pink (#FF1493) and
-magenta neon-glowing circuit lines on armor. Small katana sheathed on back.
-Style: Professional 3D render, Pixar film quality, cinematic lighting, white background.
-Full body visible head to toe.
-"""
 pose_desc = "crouched, katana drawn"
 dataset_url = "https://v3.fal.media/files/zebra/glitch_dataset.zip"  # fal_client.upload(...)
 lora_url = "https://v3.fal.media/files/koala/glitch_lora.safetensors"  # training["diffusers_lora_file"]["url"]

@@ -5,7 +5,6 @@ assets record, so each tick sees what a finished run would have left behind.
 """
 
 import json
-import shutil
 import warnings
 from pathlib import Path
 
@@ -25,13 +24,6 @@ from fal_assets.spec import load_spec, pose_version, spec_version  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def library(tmp_path):
-    folder = tmp_path / "characters"
-    folder.mkdir()
-    for spec in (ROOT / "characters").glob("*.yaml"):
-        shutil.copy(spec, folder)
-    return folder
 
 
 @pytest.fixture
