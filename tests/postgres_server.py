@@ -5,14 +5,17 @@ Uses the server binaries of Debian's ``postgresql`` package (``/usr/lib/postgres
 or ``PG_BIN``, or ``pg_ctl`` on PATH); without them the tests that need the server skip.
 PostgreSQL refuses to run as root, so as root the binaries run as the ``postgres`` user.
 
-    from postgres_server import postgres  # the session fixture: a PostgresServer
+    import postgres_server
+    postgres = postgres_server.postgres  # the session fixture: a running PostgresServer
 """
 
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 import pwd
+import shlex
 import shutil
 import socket
 import subprocess
@@ -72,7 +75,10 @@ class PostgresServer:
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         command = [str(self.bindir / args[0]), *args[1:]]
         if os.geteuid() == 0:  # "root" execution of the PostgreSQL server is not permitted
-            command = ["runuser", "-u", SUPERUSER, "--", *command]
+            if shutil.which("runuser"):
+                command = ["runuser", "-u", SUPERUSER, "--", *command]
+            else:
+                command = ["su", SUPERUSER, "-s", "/bin/sh", "-c", shlex.join(command)]
         proc = subprocess.run(command, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
         if check and proc.returncode != 0:
             raise RuntimeError(f"{' '.join(command)} exited with {proc.returncode}:\n{proc.stdout}{proc.stderr}{self.log_text()}")
@@ -140,11 +146,9 @@ def skip_reason() -> str | None:
             pwd.getpwnam(SUPERUSER)
         except KeyError:
             return "running as root and there is no 'postgres' user to run the server as"
-    try:
-        import dagster_postgres  # noqa: F401
-        import psycopg2  # noqa: F401
-    except ImportError as exc:
-        return f"{exc.name} is not installed (pip install -e '.[postgres]')"
+    missing = [name for name in ("psycopg2", "dagster_postgres") if importlib.util.find_spec(name) is None]
+    if missing:
+        return f"{', '.join(missing)} not installed (pip install -e '.[postgres]')"
     return None
 
 

@@ -13,7 +13,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fal_assets.emulator", description=__doc__)
     parser.add_argument("--port", type=int, default=0, help="port to listen on; 0 picks a free one")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds each job spends in progress before rendering")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds each job spends in progress (the render runs during it)")
     parser.add_argument("--concurrency", type=int, default=2, help="jobs in progress at most")
     parser.add_argument("--faults", default=None, help="e.g. 429=0.3,503=0.05,drop=0.02,hang=0.01,nsfw=0.01")
     parser.add_argument("--seed", type=int, default=None, help="seed for faults and for requests without a seed")

@@ -256,9 +256,10 @@ class Emulator:
     async def _process(self, job: Job) -> None:
         job.state = IN_PROGRESS
         job.log("Request started")
-        if self.latency > 0:
-            await asyncio.sleep(self.latency)
         loop = asyncio.get_running_loop()
+        # The job takes --latency (fal's GPU time); the local render that stands in for
+        # the model runs during it rather than after it.
+        started = loop.time()
         try:
             outcome = await loop.run_in_executor(
                 self.executor,
@@ -271,6 +272,7 @@ class Emulator:
                     nsfw=job.nsfw,
                 ),
             )
+            await asyncio.sleep(max(0.0, self.latency - (loop.time() - started)))
         except Exception as exc:  # a bug after rendering (pricing, flagging): fail the job, not the worker
             log.exception("job %s failed", job.request_id)
             message = f"{type(exc).__name__}: {exc}"
