@@ -9,11 +9,14 @@ from .resources import CharacterLibrary, CutoutResource, FalResource, StoreResou
 
 
 def fal_resource() -> FalResource:
-    """The key only ever travels as ``dg.EnvVar``: Dagster resolves it at run time and
-    never writes it to run config or the event log."""
+    """The key (and a journal URL with its password) only ever travel as ``dg.EnvVar``:
+    Dagster resolves them at run time and never writes them to run config or the event log."""
+    options = {}
     if os.environ.get("FAL_KEY"):
-        return FalResource(api_key=dg.EnvVar("FAL_KEY"))
-    return FalResource()
+        options["api_key"] = dg.EnvVar("FAL_KEY")
+    if os.environ.get("FAL_ASSETS_JOURNAL_URL"):
+        options["journal_url"] = dg.EnvVar("FAL_ASSETS_JOURNAL_URL")
+    return FalResource(**options)
 
 
 defs = dg.Definitions(

@@ -50,15 +50,16 @@ def quiet_instance_home(home: Path) -> None:
         config.write_text("telemetry:\n  enabled: false\n")
 
 
-def fal_for(backend: str, workdir: str) -> FalResource:
+def fal_for(backend: str, workdir: str, journal_url: str | None = None) -> FalResource:
     """The demo runs offline; ``backend="fal"`` (fal.ai or the emulator) takes the key
     from the environment through ``dg.EnvVar`` only."""
     if backend == "fal":
-        return FalResource(backend="fal", api_key=dg.EnvVar("FAL_KEY"), workdir=workdir, concurrency=4)
-    return FalResource(backend="local", workdir=workdir)
+        return FalResource(backend="fal", api_key=dg.EnvVar("FAL_KEY"), workdir=workdir, concurrency=4, journal_url=journal_url)
+    return FalResource(backend="local", workdir=workdir, journal_url=journal_url)
 
 
-def run(folder: str = "characters", output: str = "output", workdir: str = ".fal-assets", profile: str = "final", backend: str = "local") -> int:
+def run(folder: str = "characters", output: str = "output", workdir: str = ".fal-assets", profile: str = "final", backend: str = "local",
+        journal_url: str | None = None) -> int:
     os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster").absolute()))
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     quiet_instance_home(Path(os.environ["DAGSTER_HOME"]))
@@ -68,7 +69,7 @@ def run(folder: str = "characters", output: str = "output", workdir: str = ".fal
         print("\n".join(exc.lines()), file=sys.stderr)
         return 2
     resources = {
-        "fal": fal_for(backend, workdir),
+        "fal": fal_for(backend, workdir, journal_url),
         "store": StoreResource(root=output),
         "cutout": CutoutResource(),
         "characters": CharacterLibrary(folder=folder),
@@ -92,7 +93,7 @@ def run(folder: str = "characters", output: str = "output", workdir: str = ".fal
                     return 1
             print(f"{name}: sprites in {Path(output) / name / 'sprite_layers' / 'poses'}, sheet {Path(output) / name / 'sheet.png'}")
         dg.materialize(everything, selection=["cost_report"], instance=instance, resources=resources, run_config=QUIET)
-    journal = Settings(store_root=Path(workdir) / "store").journal()
+    journal = Settings(store_root=Path(workdir) / "store", journal_url=journal_url).journal()
     report = cost_report(journal)
     journal.close()
     print(

@@ -388,16 +388,17 @@ class Generator:
         """Poll until COMPLETED; returns the seconds waited."""
         settings = self.settings
         started = time.monotonic()
-        last_position = None
+        last_position, logged = None, 0
         while True:
             status = await self._retry(f"status {request_id}", lambda: self.backend.status(endpoint, request_id))
+            for line in (status.logs or [])[logged:]:  # fal returns the whole log each time
+                self.on_event(f"{endpoint}: {request_id}: {line.get('message', line) if isinstance(line, dict) else line}")
+            logged = max(logged, len(status.logs or []))
             if status.done:
                 break
             if status.queue_position is not None and status.queue_position != last_position:
                 last_position = status.queue_position
                 self.on_event(f"{endpoint}: {request_id} in queue at position {status.queue_position}")
-            for line in status.logs or []:
-                self.on_event(f"{endpoint}: {request_id}: {line.get('message', line)}")
             if time.monotonic() - started > settings.wait_timeout:
                 raise GenerationFailed(
                     f"{endpoint}: {request_id} not done after {settings.wait_timeout:.0f}s; it stays journaled "

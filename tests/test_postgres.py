@@ -221,13 +221,12 @@ def test_journal_round_trip_on_postgresql(postgres):
 
 # -- 3. Dagster's own storage on PostgreSQL, with the journal there too ------------------
 
-# demo.run with the fal resource's journal on PostgreSQL (the demo has no option for it)
+# demo.run with the fal resource's journal on PostgreSQL
 DEMO_ON_POSTGRES = textwrap.dedent("""
     import os, sys
     from dagster_project import demo
-    from dagster_project.resources import FalResource
-    demo.fal_for = lambda backend, workdir: FalResource(backend="local", workdir=workdir, journal_url=os.environ["JOURNAL_URL"])
-    sys.exit(demo.run(folder=sys.argv[1], output="output", workdir=".fal-assets", backend="local"))
+    sys.exit(demo.run(folder=sys.argv[1], output="output", workdir=".fal-assets", backend="local",
+                      journal_url=os.environ["JOURNAL_URL"]))
 """)
 
 DAGSTER_YAML = """\
