@@ -64,7 +64,8 @@ def character_lora(context: dg.AssetExecutionContext, characters: CharacterLibra
     (fal's URLs do not last; a lost LoRA is gone), with its config and URL."""
     spec = characters.spec(context.partition_key)
     lora = pipeline.character_lora(spec, store.path(spec.name, "dataset.zip"), store.path(spec.name, "lora"), lambda r: fal.generate(context, r))
-    return dg.MaterializeResult(metadata=meta.lora(lora), data_version=dg.DataVersion(meta.file_sha(lora.weights)))
+    published = store.publish(*[p for p in (lora.weights, lora.config) if p])
+    return dg.MaterializeResult(metadata={**meta.lora(lora), **published}, data_version=dg.DataVersion(meta.file_sha(lora.weights)))
 
 
 @dg.asset(
@@ -117,7 +118,8 @@ def sprite_sheet(context: dg.AssetExecutionContext, characters: CharacterLibrary
 
     spec = characters.spec(context.partition_key)
     sheet = build_sheet(spec, store.path(spec.name, "cutouts"), store.path(spec.name))
-    return dg.MaterializeResult(metadata=meta.sheet(sheet))
+    published = store.publish(*sheet.poses.values(), sheet.atlas_png, sheet.atlas_json, sheet.godot, sheet.contact_png)
+    return dg.MaterializeResult(metadata={**meta.sheet(sheet), **published})
 
 
 @dg.asset(group_name="reports", kinds={"pandas", "csv"}, owners=OWNERS)

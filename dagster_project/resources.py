@@ -65,12 +65,22 @@ class FalResource(dg.ConfigurableResource):
 
 
 class StoreResource(dg.ConfigurableResource):
-    """Where finished files go: ``output/<character>/...`` by default."""
+    """Where finished files go: ``output/<character>/...`` by default, and copied to
+    object storage by URL (``publish_url``, e.g. ``s3://bucket/fal-assets``) when set."""
 
-    root: str = Field("output", description="folder for finished files")
+    root: str = Field("output", description="folder for finished files (the working copy)")
+    publish_url: Optional[str] = Field(None, description="fsspec URL the finished files are copied to")
 
     def path(self, character: str, *parts: str) -> Path:
         return Path(self.root) / character / Path(*parts)
+
+    def publish(self, *files: Path) -> dict:
+        """Metadata for the published copies (nothing when no URL is set)."""
+        if not self.publish_url:
+            return {}
+        from fal_assets.publish import publish
+
+        return {"published": dg.MetadataValue.json(publish(list(files), Path(self.root), self.publish_url))}
 
 
 class CutoutResource(dg.ConfigurableResource):
