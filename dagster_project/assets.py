@@ -11,7 +11,7 @@ from fal_assets import pipeline
 from fal_assets.spec import pose_version, spec_version
 
 from . import meta
-from .partitions import by_character, character_pose, characters, split
+from .partitions import by_character, character_pose, characters, poses_by_character, split
 from .resources import CharacterLibrary, CutoutResource, FalResource, StoreResource
 
 OWNERS = ["team:fal-assets"]
@@ -78,7 +78,7 @@ def character_lora(context: dg.AssetExecutionContext, characters: CharacterLibra
 def pose_images(context: dg.AssetExecutionContext, config: PoseConfig, characters: CharacterLibrary, fal: FalResource, store: StoreResource):
     """One image per pose: FLUX.2 LoRA inference with the trigger word and a pinned seed.
     A partition range (one character's poses) runs in one process, fanned out async."""
-    for character, poses in meta.poses_by_character(context.partition_keys, characters).items():
+    for character, poses in poses_by_character(context.partition_keys).items():
         spec = characters.spec(character)
         wanted = [p for p in poses if p in spec.poses]
         made = pipeline.pose_images(spec, wanted, store.path(character, "lora", "pytorch_lora_weights.safetensors"),

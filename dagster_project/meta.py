@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable
 
@@ -13,7 +12,7 @@ from fal_assets.errors import GenerationFailed
 from fal_assets.generate import Generation
 from fal_assets.previews import thumbnail_markdown
 
-from .partitions import join, split
+from .partitions import join
 
 MV = dg.MetadataValue
 
@@ -98,14 +97,6 @@ def lora(made) -> dict[str, Any]:
         "config_path": MV.path(str(made.config)) if made.config else MV.text("none"),
         "lora_url": MV.text(made.lora_url or "none"),
     }
-
-
-def poses_by_character(partition_keys, characters) -> dict[str, list[str]]:
-    grouped: dict[str, list[str]] = defaultdict(list)
-    for key in partition_keys:
-        character, pose = split(key)
-        grouped[character].append(pose)
-    return dict(grouped)
 
 
 def record_poses(context: dg.AssetExecutionContext, spec, poses: list[str], made: dict, version: Callable[[str], str]) -> None:

@@ -16,5 +16,14 @@ def split(key: str) -> tuple[str, str]:
     return parts["character"], parts["pose"]
 
 
+def poses_by_character(keys) -> dict[str, list[str]]:
+    """A run's character x pose keys grouped by character, in order."""
+    grouped: dict[str, list[str]] = {}
+    for key in keys:
+        character, pose = split(key)
+        grouped.setdefault(character, []).append(pose)
+    return grouped
+
+
 def join(character: str, pose: str) -> str:
     return str(dg.MultiPartitionKey({"character": character, "pose": pose}))
