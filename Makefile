@@ -26,6 +26,7 @@ dev: $(STAMP)
 	$(VENV)/bin/dagster dev -w workspace.yaml
 
 test: $(STAMP)
+	mkdir -p $(DAGSTER_HOME)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

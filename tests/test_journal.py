@@ -19,6 +19,8 @@ from sqlalchemy.schema import CreateTable
 from fal_assets.journal import (Action, Journal, JournalStateError, State, owner_alive, request_key,
                                 requests)
 
+from postgres_server import postgres  # noqa: E402,F401  (the session's PostgreSQL server)
+
 ROOT = Path(__file__).resolve().parents[1]
 ENDPOINT = "fal-ai/flux-2"
 
@@ -224,10 +226,8 @@ def test_schema_compiles_for_postgresql():
     assert "PRIMARY KEY (key)" in ddl and "TIMESTAMP WITHOUT TIME ZONE" in ddl
 
 
-@pytest.mark.skipif(not os.environ.get("FAL_ASSETS_TEST_POSTGRES_URL"),
-                    reason="set FAL_ASSETS_TEST_POSTGRES_URL to run against PostgreSQL")
-def test_postgresql_round_trip():
-    url = os.environ["FAL_ASSETS_TEST_POSTGRES_URL"]
+def test_postgresql_round_trip(postgres):
+    url = postgres.create_database("journal_unit")
     owner, other = Journal(url), Journal(url)
     with owner.engine.begin() as conn:
         conn.execute(requests.delete())

@@ -42,6 +42,15 @@ class Drawing:
         out = Drawing([(k, p * flip, c, w) for k, p, c, w in self.ops], self.lift, self.head_top, self.chest, -self.head_x, self.ow)
         return out
 
+    def rotated(self, degrees: float) -> "Drawing":
+        """The drawing turned about the origin (the pelvis); -90 lays a figure down head to the left."""
+        r = math.radians(degrees)
+        m = np.array([[math.cos(r), math.sin(r)], [-math.sin(r), math.cos(r)]])
+        ops = [(k, p @ m, c, w) for k, p, c, w in self.ops]
+        x0, y0, x1, y1 = Drawing(ops).bounds()
+        # a lying figure has no head-and-chest crop: a close-up frames the whole body
+        return Drawing(ops, self.lift, y0, y1, (x0 + x1) / 2, self.ow)
+
 
 def direction(angle: float) -> np.ndarray:
     a = math.radians(angle)
@@ -65,6 +74,23 @@ def capsule(p0, p1, r0: float, r1: float, n: int = 10) -> np.ndarray:
     end = p1 + r1 * np.stack([np.cos(t1), np.sin(t1)], 1)
     start = p0 + r0 * np.stack([np.cos(t0), np.sin(t0)], 1)
     return np.concatenate([end, start])
+
+
+def rounded_rect(c, hw: float, hh: float, r: float, n: int = 6) -> np.ndarray:
+    """A rectangle (half width ``hw``, half height ``hh``) with corners of radius ``r``."""
+    r = max(0.0, min(r, hw, hh))
+    cx, cy = float(c[0]), float(c[1])
+    pts = []
+    for (sx, sy), a0 in (((1, 1), 0), ((-1, 1), 90), ((-1, -1), 180), ((1, -1), 270)):
+        ox, oy = cx + sx * (hw - r), cy + sy * (hh - r)
+        t = np.radians(np.linspace(a0, a0 + 90, n))
+        pts.append(np.stack([ox + r * np.cos(t), oy + r * np.sin(t)], 1))
+    return np.concatenate(pts)
+
+
+def mix(a: RGB, b: RGB, t: float) -> RGB:
+    """``a`` moved ``t`` of the way towards ``b``."""
+    return tuple(int(round(x + (y - x) * t)) for x, y in zip(a, b))  # type: ignore[return-value]
 
 
 def bezier(p0, p1, p2, n: int = 14) -> np.ndarray:
