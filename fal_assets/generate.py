@@ -191,12 +191,12 @@ def verify_file(data: bytes, content_type: str, declared: dict[str, Any], where:
     if not data:
         raise TransientError(f"{where}: empty download")
     if content_type.startswith("image/"):
-        try:
-            width, height = image_size_of(data)
-            from PIL import Image
+        from PIL import Image
 
+        try:
             with Image.open(io.BytesIO(data)) as image:
-                image.load()
+                image.load()  # the whole file decodes, not only its header
+                width, height = image.size
         except Exception as exc:
             raise TransientError(f"{where}: does not decode as {content_type}: {exc}") from exc
         if declared.get("width") and (width, height) != (declared["width"], declared.get("height")):
@@ -276,8 +276,8 @@ class Generator:
             except (TransientError, asyncio.TimeoutError) as exc:
                 last = exc
                 delay = min(settings.retry_cap, settings.retry_base * 2**attempt) * random.uniform(0.5, 1.5)
-                self.on_event(f"{what}: {type(exc).__name__}: {exc}; retry {attempt + 1}/{settings.retries - 1} in {delay:.2f}s")
                 if attempt + 1 < settings.retries:
+                    self.on_event(f"{what}: {type(exc).__name__}: {exc}; retry {attempt + 1}/{settings.retries - 1} in {delay:.2f}s")
                     await asyncio.sleep(delay)
         raise GenerationFailed(f"{what}: gave up after {settings.retries} tries: {type(last).__name__}: {last}")
 
