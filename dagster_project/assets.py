@@ -94,10 +94,12 @@ def sprites(context: dg.AssetExecutionContext, characters: CharacterLibrary, cut
     cutter = cutout.cutter()
     for key in context.partition_keys:
         character, pose = split(key)
-        source = meta.existing(store.path(character, "poses_raw"), pose)
-        if source is None or pose not in characters.spec(character).poses:
+        if pose not in characters.spec(character).poses:
             context.add_asset_metadata({"applicable": False, "why": f"{character} has no pose {pose}"}, partition_key=key)
             continue
+        source = meta.existing(store.path(character, "poses_raw"), pose)
+        if source is None:
+            raise dg.Failure(f"{character}/{pose}: no pose image in {store.path(character, 'poses_raw')}; materialize pose_images first")
         made = pipeline.sprite(source, store.path(character, "cutouts", f"{pose}.png"), cutter)
         context.add_asset_metadata(meta.sprite(made), partition_key=key)
     return dg.MaterializeResult()
@@ -105,7 +107,7 @@ def sprites(context: dg.AssetExecutionContext, characters: CharacterLibrary, cut
 
 @dg.asset(
     partitions_def=characters,
-    deps=[dg.AssetDep("sprites", partition_mapping=dg.MultiToSingleDimensionPartitionMapping("character"))],
+    deps=[dg.AssetDep("sprites", partition_mapping=by_character)],
     group_name="sprites",
     kinds={"png", "json"},
     owners=OWNERS,
