@@ -45,30 +45,9 @@ safe; the emulator does not pretend otherwise by faking it.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Mapping, TextIO
-import sys
-
 from .faults import FAULT_KINDS, parse_faults
 from .process import EmulatorProcess
 from .queue import arguments_sha256
+from .runner import run_emulator
 
 __all__ = ["FAULT_KINDS", "EmulatorProcess", "arguments_sha256", "parse_faults", "run_emulator"]
-
-
-def run_emulator(
-    port: int,
-    latency: float = 0.0,
-    concurrency: int = 2,
-    faults: str | Mapping[str, float] | None = None,
-    seed: int | None = None,
-    cert_dir: Path | None = None,
-    host: str = "127.0.0.1",
-    stdout: TextIO = sys.stdout,
-    *,
-    hang_seconds: float = 60.0,
-) -> None:
-    """Serve in the foreground until Ctrl-C/SIGTERM; prints the three env lines, then ``ready``."""
-    from .runner import run_emulator as run
-
-    run(port, latency, concurrency, faults, seed, cert_dir, host, stdout, hang_seconds=hang_seconds)
