@@ -246,10 +246,13 @@ class Generator:
         self.in_flight = 0
         self.max_in_flight = 0
 
-    # keys: the real fal's keys are the plain request hash; other backends are prefixed
     def key_for(self, endpoint: str, arguments: dict[str, Any]) -> str:
+        """The journal key: the plain request hash on fal.ai; other backends' keys carry
+        their name (and the local renderer's version), so they never answer for fal."""
         key = jr.request_key(endpoint, arguments)
-        return key if self.backend.label == "fal" else f"{self.backend.label}:{key}"
+        if self.backend.label == "fal":
+            return key
+        return f"{getattr(self.backend, 'key_prefix', self.backend.label)}:{key}"
 
     def prepare(self, request: Request) -> tuple[dict[str, Any], CostEstimate, str]:
         """Validated arguments with a pinned seed and file hashes; the estimate; the key."""

@@ -87,7 +87,7 @@ class _UTCDateTime(TypeDecorator):
 _metadata = MetaData()
 requests = Table(
     "fal_requests", _metadata,
-    Column("key", String(100), primary_key=True),  # "emulator:" + 64 hex fits
+    Column("key", String(100), primary_key=True),  # a backend prefix + ":" + 64 hex
     Column("endpoint", String(200), nullable=False),
     Column("arguments_json", Text, nullable=False),
     Column("backend", String(32), nullable=False),

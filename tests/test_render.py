@@ -1,4 +1,4 @@
-"""The local renderer: determinism, sizes, prompt cues, poses, LoRA training and use, edits."""
+"""The local renderer: determinism, sizes, prompt cues, identity, poses, robots, LoRA training and use, edits."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ from fal_assets.render import (
     LORA_FORMAT,
     RENDERER_ID,
     RENDERER_INFO,
+    identity_text,
     load_lora,
+    look_for,
     parse_prompt,
     render_image,
     render_request,
@@ -29,6 +31,28 @@ from fal_assets.render.palette import figure_of
 
 ZORP = "zorp_char, hair #E0B040, outfit #2060C0, hot pink (#FF1493) circuit lines, gray boots #606870, plain white background"
 SMALL = {"width": 192, "height": 256}
+
+# characters/rivet.yaml's description and palette, in the shape prompts.pose_prompt gives
+RIVET = (
+    "Small boxy repair robot about knee height, a rounded cube body on two short stubby legs, two thin jointed arms "
+    "ending in three-fingered grippers, a square screen face showing two simple glowing oval eyes, a single antenna "
+    "topped with a round bulb, and a leather tool belt with a wrench around its middle. Colors: body panels #F2A541, "
+    "screen face #1B2A41, eye glow #5CE1E6, antenna bulb #FF5A5F, tool belt #6B4226."
+)
+RIVET_STYLE = "Style: stylized 3D game art, soft rounded shapes. Plain white background."
+RIVET_POSES = {
+    "idle": "standing still with arms at its sides, eyes looking at the viewer",
+    "walk": "walking to the right mid-step, arms swinging gently",
+    "jump": "hopping into the air with both legs tucked under the body, arms spread wide",
+    "repair": "kneeling on one leg, tightening a bolt on the floor with its wrench",
+    "sleep": "lying on its back with eyes shown as two closed curved lines, antenna bulb dimmed",
+    "wave": "standing and waving with one gripper raised high, eyes curved into a happy shape",
+}
+
+
+def rivet(action: str, label: str = "Pose", trigger: bool = True) -> str:
+    """A rivet prompt: the pose prompt (trigger word first) or a reference prompt (``View:``)."""
+    return f"{'rivet_bot, ' if trigger else ''}{RIVET} {label}: {action}, full body visible head to toe. {RIVET_STYLE}"
 
 
 def png(image: Image.Image) -> bytes:
@@ -109,6 +133,17 @@ def test_colours_bind_to_the_part_they_describe(prompt, expected):
         ("sword slash attack", "attack", None),
         ("high kick", "kick", None),
         ("victory pose, arms raised", "victory", None),
+        ("hopping into the air with both legs tucked under the body", "jump", None),
+        ("bouncing on the spot", "jump", None),
+        ("lying on its back, antenna bulb dimmed", "lie", None),
+        ("fast asleep on the floor", "lie", None),
+        ("kneeling on one leg, tightening a bolt", "kneel", None),
+        ("walking to the right mid-step, arms swinging gently", "walk", None),
+        ("swinging the sword in an arc", "attack", None),
+        ("standing tall with one fist raised high in triumph, other hand on her hip", "fist_pump", None),
+        ("sitting on the ground with her legs crossed", "sit_cross", None),
+        ("standing confidently with hands on hips", "akimbo", None),
+        ("dynamic action pose mid-motion", "run", None),
     ],
 )
 def test_pose_and_view_words(prompt, pose, view):
@@ -152,7 +187,112 @@ def test_another_seed_changes_the_picture_visibly():
     a = rgb(render_image({"prompt": GLITCH, "image_size": SMALL, "seed": 1}))
     b = rgb(render_image({"prompt": GLITCH, "image_size": SMALL, "seed": 2}))
     changed = (np.abs(a - b).max(axis=2) > 40).mean()
-    assert changed > 0.02, f"only {changed:.1%} of pixels changed"
+    assert changed > 0.02, f"only {changed:.1%} of pixels changed"  # the limbs move; who it is does not
+
+
+# ---------------------------------------------------------------- identity
+def test_identity_text_drops_trigger_pose_view_and_background():
+    pose = identity_text(rivet(RIVET_POSES["jump"]))
+    reference = identity_text(rivet("three-quarter view from the front left, standing", label="View", trigger=False))
+    assert pose == reference  # the dataset's references and the LoRA's poses are one character
+    assert "rivet_bot" not in pose and "hopping" not in pose and "background" not in pose
+    assert "boxy repair robot" in pose and "#f2a541" in pose
+    assert identity_text("a hero, running, side view") == identity_text("a hero, sword slash attack") == "a hero"
+    assert identity_text("a hero, standing, close-up portrait") == identity_text("a hero, lying down, seen from above") == "a hero"
+    assert identity_text("a hero in red") != identity_text("a knight in red")
+
+
+@pytest.mark.parametrize("prompt", [RIVET, GLITCH, "a young hero in a blue jacket", "zorp_char, a cartoon girl"])
+def test_seed_and_pose_never_change_who_is_drawn(prompt):
+    actions = ["standing", "running to the right", "hopping up", "kneeling on one knee", "lying down asleep", "waving, big smile"]
+    looks = [look_for({"prompt": f"{prompt} Pose: {action}.", "seed": seed}, index=index)
+             for action in actions for seed in (1, 2, 7, 1234, 2**40) for index in (0, 1)]
+    first = looks[0].identity()
+    for look in looks[1:]:
+        assert look.identity() == first
+    assert len({look.jitter for look in looks}) == 5 * 2  # what the seed and index may still move
+
+
+def test_hair_is_the_same_in_every_seed_when_the_prompt_names_none():
+    hair = (140, 60, 30)
+    counts = []
+    for seed in range(6):
+        image = render_image({"prompt": f"a young hero, hair {'#8C3C1E'}, blue jacket, standing", "image_size": SMALL, "seed": seed})
+        counts.append(count_near(image, hair, 4))
+    assert min(counts) > 100 and max(counts) < 1.25 * min(counts), counts  # one hair style, not one per seed
+
+
+# ---------------------------------------------------------------- robots
+def test_a_robot_prompt_draws_a_robot_with_its_colour_roles():
+    look = look_for({"prompt": rivet(RIVET_POSES["idle"]), "seed": 7})
+    assert (look.body, look.hair_style, look.accessory, look.belt) == ("robot", "none", "wrench", True)
+    assert look.colours["outfit"] == (242, 165, 65)  # "body panels": the shell, not trim
+    assert look.colours["skin"] == (27, 42, 65)  # "screen face"
+    assert look.colours["eyes"] == (92, 225, 230)  # "eye glow"
+    assert look.colours["gear"] == (255, 90, 95)  # "antenna bulb"
+    assert look.colours["trim"] == (107, 66, 38)  # "tool belt"
+    image = render_image({"prompt": rivet(RIVET_POSES["idle"]), "image_size": SMALL, "seed": 7})
+    for colour, least in (((242, 165, 65), 600), ((27, 42, 65), 150), ((92, 225, 230), 20), ((255, 90, 95), 10)):
+        assert count_near(image, colour, 6) >= least, colour
+    assert count_near(image, (241, 194, 160), 10) == 0  # no skin: a screen face
+    for word in ("android", "droid", "mech", "little robot"):
+        assert look_for({"prompt": f"a {word}, standing"}).body == "robot", word
+    assert look_for({"prompt": GLITCH}).body == "human"
+
+
+def test_a_lora_learns_the_robot_body_from_its_captions():
+    data, _ = train_lora(dataset_zip("a small blue robot", ["standing", "waving"], captions="bot_x, a small robot"), steps=1000, learning_rate=5e-5)
+    lora = load_lora(data)
+    assert lora.traits == {"body": "robot"}
+    assert look_for({"prompt": "bot_x, waving"}, loras=[(lora, 1.0)]).body == "robot"
+    assert look_for({"prompt": "bot_x, waving"}).body == "human"
+
+
+def test_robot_and_human_identity_hold_through_a_trained_lora(zorp_lora):
+    views = ["front view, standing", "back view", "side view", "three-quarter view", "waving", "jumping"]
+    data, _ = train_lora(dataset_zip(rivet("", label="View", trigger=False).replace("View: ,", "View:"), views,
+                                     captions="rivet_bot"), steps=1000, learning_rate=5e-5)
+    lora = load_lora(data)
+    plain = look_for({"prompt": rivet(RIVET_POSES["repair"]), "seed": 1})
+    with_lora = look_for({"prompt": rivet(RIVET_POSES["repair"]), "seed": 1}, loras=[(lora, 1.0)])
+    for part in ("outfit", "skin", "eyes", "gear", "trim", "accent"):  # learned roles do not swap the robot's colours
+        assert max(abs(a - b) for a, b in zip(plain.colours[part], with_lora.colours[part])) <= 16, part
+    assert with_lora.identity() == look_for({"prompt": rivet(RIVET_POSES["wave"]), "seed": 99}, loras=[(lora, 1.0)]).identity()
+    zorp = load_lora(zorp_lora[0])
+    plain = look_for({"prompt": ZORP + ", running", "seed": 3})
+    with_lora = look_for({"prompt": ZORP + ", running", "seed": 3}, loras=[(zorp, 1.0)])
+    for part in ("hair", "outfit", "trim", "accent", "skin"):
+        assert max(abs(a - b) for a, b in zip(plain.colours[part], with_lora.colours[part])) <= 16, part
+
+
+# ---------------------------------------------------------------- poses
+def _size(box):
+    return box[2] - box[0], box[3] - box[1]
+
+
+def test_rivet_poses_read_as_asked():
+    base = {"image_size": {"width": 400, "height": 400}, "seed": 7}
+    boxes = {name: bbox(render_image({**base, "prompt": rivet(action)})) for name, action in RIVET_POSES.items()}
+    assert {name: parse_prompt(rivet(a)).pose for name, a in RIVET_POSES.items()} == {
+        "idle": "idle", "walk": "walk", "jump": "jump", "repair": "kneel", "sleep": "lie", "wave": "wave"}
+    assert boxes["jump"][3] < boxes["idle"][3] - 20  # hopping: off the ground
+    width, height = _size(boxes["sleep"])
+    assert width > 1.4 * height  # lying: horizontal
+    assert abs(boxes["sleep"][3] - boxes["idle"][3]) <= 3 and boxes["sleep"][0] > 0 and boxes["sleep"][2] < 400
+    assert _size(boxes["repair"])[1] < 0.95 * _size(boxes["idle"])[1]  # kneeling: lower (the legs are stubby)
+    assert parse_prompt(rivet(RIVET_POSES["jump"])).arms == "spread"
+    assert parse_prompt(rivet(RIVET_POSES["repair"])).holding
+    assert not parse_prompt(rivet(RIVET_POSES["idle"])).holding  # the wrench stays on the belt
+    assert parse_prompt(rivet(RIVET_POSES["sleep"])).expression == "sleep"
+
+
+def test_a_lying_human_fits_the_canvas_on_the_ground():
+    image = render_image({"prompt": GLITCH + " Pose: lying on her back, asleep", "image_size": {"width": 300, "height": 400}, "seed": 3})
+    idle = bbox(render_image({"prompt": GLITCH + " Pose: standing", "image_size": {"width": 300, "height": 400}, "seed": 3}))
+    box = bbox(image)
+    assert _size(box)[0] > 2 * _size(box)[1]
+    assert abs(box[3] - idle[3]) <= 3
+    assert set(map(tuple, border(image))) == {(255, 255, 255)}
 
 
 def test_index_gives_a_different_image():
@@ -235,14 +375,18 @@ def test_jump_is_off_the_ground_and_crouch_is_lower_and_wider():
 @pytest.mark.parametrize("size", [(144, 256), (256, 144), (200, 200)])
 def test_every_pose_and_view_fits_the_canvas(size):
     seen = set()
-    for pose in ("standing", "running", "jumping", "waving", "crouching", "sitting", "attack", "kick", "arms raised"):
-        for view in (", front view", ", side view", ", back view"):
-            image = render_image({"prompt": f"{GLITCH} Pose: {pose}{view}", "image_size": {"width": size[0], "height": size[1]}, "seed": 8})
-            assert set(map(tuple, border(image))) == {(255, 255, 255)}, (pose, view)
-            x0, y0, x1, y1 = bbox(image)
-            assert (y1 - y0) > 0.4 * size[1] or (x1 - x0) > 0.4 * size[0], (pose, view)
-            seen.add(png(image))
-    assert len(seen) == 27
+    poses = ("standing", "running", "jumping", "waving", "crouching", "sitting", "attack", "kick", "arms raised",
+             "walking", "hopping, arms spread wide", "kneeling", "lying down", "sitting cross-legged", "hands on hips", "one fist raised")
+    for who in (GLITCH, RIVET):
+        for pose in poses:
+            for view in (", front view", ", side view", ", back view"):
+                image = render_image({"prompt": f"{who} Pose: {pose}{view}", "image_size": {"width": size[0], "height": size[1]}, "seed": 8})
+                assert set(map(tuple, border(image))) == {(255, 255, 255)}, (pose, view)
+                x0, y0, x1, y1 = bbox(image)
+                least = 0.36 if pose == "lying down" else 0.4  # drawn at the standing figure's scale
+                assert (y1 - y0) > least * size[1] or (x1 - x0) > least * size[0], (pose, view)
+                seen.add(png(image))
+    assert len(seen) == 2 * len(poses) * 3
 
 
 def test_close_up_fills_the_frame_with_the_head():
@@ -252,11 +396,12 @@ def test_close_up_fills_the_frame_with_the_head():
     assert count_near(image, (200, 162, 74), 4) > 0.05 * image.width * image.height
 
 
-def test_a_1024_image_renders_fast():
-    args = {"prompt": GLITCH + " Pose: running", "image_size": "square_hd", "seed": 1}
+@pytest.mark.parametrize("prompt", [GLITCH + " Pose: running", rivet(RIVET_POSES["repair"])])
+def test_a_1024_image_renders_fast(prompt):
+    args = {"prompt": prompt, "image_size": "square_hd", "seed": 1}
     render_image(args)
     best = min(_timed(lambda: render_image(args)) for _ in range(3))
-    assert best < 1.0, f"{best:.2f} s"  # about 0.1 s on one core; generous for busy CI machines
+    assert best < 1.0, f"{best:.2f} s"  # about 0.15 s on one core; generous for busy CI machines
 
 
 def _timed(fn) -> float:
@@ -319,7 +464,7 @@ def test_lora_with_trigger_word_draws_the_learned_character(zorp_lora):
     without = render_image(args)
     outfit = lora.parts["outfit"]
     assert count_near(with_lora, outfit, 8) > 1000
-    assert count_near(without, outfit, 8) == 0
+    assert count_near(without, outfit, 8) < 10  # at most a few resampling fringe pixels
     assert count_near(with_lora, lora.parts["hair"], 8) > 100
     untriggered = render_image({**args, "prompt": "a girl, standing, white background"}, loras=[(lora, 1.0)])
     assert count_near(untriggered, outfit, 8) < count_near(with_lora, outfit, 8) / 10
@@ -412,4 +557,4 @@ def test_edit_asking_for_a_pose_redraws_the_same_character():
 
 def test_renderer_label():
     assert RENDERER_INFO == {"backend": "local", "renderer": RENDERER_ID}
-    assert RENDERER_ID == "fal-assets-local/1"
+    assert RENDERER_ID == "fal-assets-local/2"  # /2: identity from the prompt, not the seed; robots; more poses

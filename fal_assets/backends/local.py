@@ -25,6 +25,14 @@ class LocalBackend:
     label = "local"
     billed = False
 
+    @property
+    def key_prefix(self) -> str:
+        """Journal keys name the renderer, so a new renderer draws afresh instead of
+        replaying pictures the old one made."""
+        from ..render import RENDERER_ID
+
+        return f"local@{RENDERER_ID}"
+
     def __init__(self, workers: int | None = None):
         self._jobs: dict[str, asyncio.Task[JobOutput]] = {}
         self._media: dict[str, tuple[bytes, str]] = {}

@@ -1,5 +1,5 @@
 """What a prompt asks of the local renderer: colours bound to body parts, pose, view,
-framing, background, hair, accessory and build.
+framing, background, hair, accessory, build and body kind (human or robot).
 
 Parsing is deliberately small and predictable: a colour (``#RRGGBB``, ``#RGB`` or a
 colour name such as ``hot pink`` / ``dark blonde``) binds to the *last* part word of
@@ -8,6 +8,11 @@ part word before it in the same clause ("hair #C8A24A" -> hair). Colours joined 
 "and" or "/" share the binding of the one that follows ("pink/purple neon glow").
 Hex colours that bind to nothing are handed out in order (outfit, accent, hair, trim,
 eyes); bare colour names that bind to nothing are ignored.
+
+Who the character is (hair, accessory, build, body kind) is read from the prompt's
+*identity text* (``identity_text``): the prompt without its trigger word, background,
+``Pose:`` / ``View:`` clauses and other clauses that only say what the figure does or
+how it is framed. Poses and views of one character therefore share one identity.
 """
 
 from __future__ import annotations
@@ -30,16 +35,19 @@ for _part, _words in {
     "hair": "hair ponytail ponytails braid braids bun buns pigtails twintails bangs fringe mohawk locks mane",
     "skin": "skin face complexion",
     "outfit": "outfit bodysuit suit armor armour jacket shirt dress tunic robe uniform coat clothes clothing "
-    "hoodie jumpsuit costume top vest kimono gi catsuit",
+    "hoodie jumpsuit costume top vest kimono gi catsuit body robot droid android chassis shell casing hull",
     "trim": "panels panel pants trousers leggings shorts skirt boots boot shoes shoe gloves glove gauntlets "
     "belt pads plates greaves trim sleeves",
     "accent": "lines line accents accent glow circuits circuit stripes stripe highlights details piping "
     "markings runes lights emblem logo",
     "eyes": "eyes eye visor goggles goggle glasses lenses lens shades",
-    "gear": "katana sword blade scabbard scarf cape cloak backpack pack headphones",
+    "gear": "katana sword blade scabbard scarf cape cloak backpack pack headphones antenna bulb beacon lamp",
 }.items():
     for _w in _words.split():
         _PART_WORDS[_w] = _part
+
+# "body panels" are the body (outfit), not trim: a trim word right after one of these
+_OUTFIT_BEFORE_TRIM = {"body", "robot", "droid", "android", "chassis", "shell", "casing", "hull"}
 
 # Colour words Pillow's CSS table lacks; skin words only count before "skin".
 _EXTRA_COLOURS: dict[str, RGB] = {
@@ -70,17 +78,48 @@ _BACKWARD_SKIP = {":", "=", "-", "is", "are", "colour", "color", "coloured", "co
 
 _TOKEN_RE = re.compile(r"#[0-9a-f]{6}\b|#[0-9a-f]{3}\b|[a-z][a-z0-9_']*|\n|[^\sa-z0-9]")
 
-POSES = ("idle", "run", "jump", "wave", "crouch", "sit", "attack", "kick", "victory")
+POSES = ("idle", "walk", "run", "jump", "wave", "crouch", "kneel", "sit", "sit_cross", "lie", "attack", "kick", "victory", "fist_pump", "akimbo")
 _POSE_PATTERNS = {
+    "akimbo": r"hands? on (?:her |his |its |their |the )?hips?|arms? akimbo|akimbo",
+    "fist_pump": r"(?:one |a |her |his |its |their )?fists? (?:raised|up|pumped|thrust up|in the air|held high)|fist[- ]pump\w*"
+    r"|raises? (?:a|one|her|his|its|their) fist",
     "victory": r"victory|arms? (?:raised|up|in the air)|raised arms|hands? up|cheer\w*|celebrat\w*|triumph\w*",
     "wave": r"wav(?:e|es|ing)|hello|greeting|salut\w*",
-    "jump": r"jump\w*|airborne|leap\w*|mid-?air",
+    "jump": r"jump\w*|airborne|leap\w*|mid-?air|hop(?:s|ped|ping)?|bounc(?:e|es|ed|ing)|spring(?:s|ing)? (?:up|into the air)",
     "kick": r"kick\w*",
-    "attack": r"attack\w*|slash\w*|punch\w*|strik(?:e|es|ing)|swing\w*|lung(?:e|es|ing)|fighting stance|combat stance",
-    "run": r"run|runs|running|sprint\w*|dash(?:es|ing)?|jog\w*",
-    "crouch": r"crouch\w*|squat\w*|kneel\w*",
+    "attack": r"attack\w*|slash\w*|punch\w*|strik(?:e|es|ing)|lung(?:e|es|ing)|fighting stance|combat stance"
+    r"|swing(?:s|ing)? (?:an? |the |its |his |her |their )?(?:sword|katana|blade|axe|hammer|weapon|club|bat)",
+    "run": r"run|runs|running|sprint\w*|dash(?:es|ing)?|jog\w*|(?:dynamic )?action pose|mid-motion|in motion",
+    "walk": r"walk\w*|stroll\w*|march(?:es|ing)?|strid(?:e|es|ing)|wander(?:s|ing)?|tiptoe\w*",
+    "lie": r"lying|lies (?:down|flat|on)|lie (?:down|flat|on)|laid (?:down|out|flat)|asleep|sleep(?:s|ing)?|napping"
+    r"|reclin\w*|sprawl\w*",
+    "kneel": r"kneel\w*|knelt|on one knee|on (?:its|his|her|their|both) knees",
+    "crouch": r"crouch\w*|squat\w*",
     "sit": r"sit|sits|sitting|seated",
 }
+_CAMERA_PATTERNS = {
+    "low": r"low[- ]angle|from below|worm'?s[- ]eye|looking up at",
+    "high": r"high[- ]angle|from (?:slightly )?above|top[- ]down|bird'?s[- ]eye|overhead|looking down at",
+}
+_FACE_CLOSE_UP = r"close[- ]?up of (?:the |its |his |her |their )?(?:[a-z]+ )?face|face close[- ]?up|headshot|extreme close[- ]?up"
+_ACTION_WORDS = (
+    r"stand(?:s|ing)?|idle|neutral pose|[at][- ]pose|at rest|in place|on the spot"
+    r"|full[- ]body|head to toe|full[- ]length|close[- ]?up|\bportrait\b|headshot|\bbust\b|upper body|head and shoulders"
+    r"|facing (?:left|right|the camera|the viewer|forward|away)|to the (?:left|right)|looking (?:left|right|at|up|down|back)"
+)
+_LABELLED_CLAUSE = re.compile(r"\b(?:pose|view|action|framing|camera|shot)\s*[:=]\s*.*?(?:\.(?=\s|$)|;|\n|$)", re.S)
+_LEADING_TRIGGER = re.compile(r"^\s*(?:[a-z0-9]+(?:[_-][a-z0-9]+)+|[a-z]*\d[a-z0-9]*)\s*(?:,|$)")
+_CLAUSE_SPLIT = re.compile(r"[,;!?\n()]|\.(?=\s|$)|:(?=\s)")
+_ROBOT = r"\b(?:robot\w*|androids?|droids?|mechs?|mecha|automatons?|bots?)\b"
+_ARMS_SPREAD = (
+    r"arms? (?:spread|outstretched|stretched out|out wide|wide open|open wide|flung wide|out to the sides?|wide)"
+    r"|(?:spread|spreading|outstretched|opens?|opening|flings?|flinging) (?:out )?(?:both |its |his |her |their )?arms"
+)
+_HOLD_VERB = re.compile(
+    r"\b(?:hold\w*|wield\w*|grip(?:s|ping)?|brandish\w*|tighten\w*|using|uses|swing\w*|raising|raises|with (?:an? |the |its |his |her |their ))"
+    r"[^,.;]*?\b(?:wrench|spanner|katana|sword|blade)\b|\b(?:katana|sword|blade|wrench|spanner) (?:drawn|raised|in hand|held)"
+)
+_NOT_HELD = re.compile(r"sheathed|scabbard|\bbelt\b|holster|on (?:its |his |her |their |the )?back\b|around|at (?:its |his |her |their )?(?:hip|side|waist)")
 _VIEW_PATTERNS = {
     "back": r"back view|from behind|rear view|facing away|back to the (?:camera|viewer)",
     "side": r"side view|profile|from the side|side-on",
@@ -100,6 +139,7 @@ _HAIR_STYLES = {
 }
 _ACCESSORIES = {
     "sword": r"katana|sword|blade",
+    "wrench": r"wrench|spanner",
     "cape": r"cape|cloak",
     "scarf": r"scarf",
     "backpack": r"backpack",
@@ -107,6 +147,14 @@ _ACCESSORIES = {
 }
 _BACKGROUND_WORD = r"(?:background|backdrop|bg)"
 _COLOUR_PHRASE = r"(#[0-9a-f]{6}|#[0-9a-f]{3}|(?:[a-z]+[ -]){0,2}[a-z]+)"
+
+
+_ACTION_RE = re.compile(
+    r"(?<![\w-])(?:"
+    + "|".join(f"(?:{p})" for p in (*_POSE_PATTERNS.values(), *_VIEW_PATTERNS.values(), *_CAMERA_PATTERNS.values(), _ACTION_WORDS))
+    + r")(?![\w])"
+)
+"""A clause that says what the figure does or how it is framed (no part of who it is)."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +170,10 @@ class Cues:
     view: str | None = None
     facing: int = 1
     close_up: bool = False
+    face_only: bool = False
+    """A close-up of the face alone ("close-up of the face"), not head and shoulders."""
+    camera: str | None = None
+    """"low" (from below) or "high" (from above); None: at eye level."""
     background: RGB | None = None
     """None: not mentioned (white is used). See ``transparent``."""
     transparent: bool = False
@@ -132,10 +184,19 @@ class Cues:
     visor: bool = False
     gloves: bool = False
     armored: bool = False
+    body: str | None = None
+    """"robot" when the identity text says robot/android/droid/mech; None: not said (human)."""
+    belt: bool = False
     expression: str = "calm"
+    arms: str | None = None
+    """"spread" for "arms spread wide" in the pose; None: the pose's own arms."""
+    holding: bool = False
+    """The pose holds its tool or weapon ("with its wrench", "katana drawn")."""
     recolour: tuple[tuple[str | None, RGB, RGB], ...] = ()
     """``(part, from, to)`` for "change the glow from X to Y" (edits); part may be None."""
     text: str = ""
+    identity: str = ""
+    """Who the character is, as text (see ``identity_text``): the same for every pose of one character."""
 
     def mentions(self, word: str) -> bool:
         """Whether ``word`` (a trigger word) appears in the prompt as a whole word."""
@@ -270,18 +331,25 @@ def _bind(toks: list[str], mentions: list[_Mention]) -> None:
         last_part = None
         i = m.end
         while i < len(toks) and i not in starts and toks[i] not in _HARD_STOPS and toks[i] not in _STOP_WORDS:
-            last_part = _part_of(toks[i]) or last_part
+            last_part = _part_at(toks, i) or last_part
             i += 1
         if last_part is None:  # "hair #C8A24A", "eyes: glowing #00FFFF"
             i, skipped = m.start - 1, 0
             while i >= 0 and toks[i] not in _HARD_STOPS and i not in ends and skipped <= 1:
-                last_part = _part_of(toks[i])
+                last_part = _part_at(toks, i)
                 if last_part:
                     break
                 if toks[i] not in _BACKWARD_SKIP:
                     skipped += 1
                 i -= 1
         m.part = last_part
+
+
+def _part_at(toks: list[str], i: int) -> str | None:
+    part = _part_of(toks[i])
+    if part == "trim" and i > 0 and toks[i - 1] in _OUTFIT_BEFORE_TRIM:
+        return "outfit"
+    return part
 
 
 def _part_of(tok: str) -> str | None:
@@ -392,27 +460,25 @@ def parse_prompt(prompt: str | None) -> Cues:
     pose, _ = _first_match(_POSE_PATTERNS, pose_text)
     if pose is None and pose_match:
         pose, _ = _first_match(_POSE_PATTERNS, rest)
+    if pose == "sit" and re.search(r"cross[- ]legged|legs crossed|crossed legs", pose_text):
+        pose = "sit_cross"
     view, _ = _first_match(_VIEW_PATTERNS, rest)
-    hair_style = _first_listed(_HAIR_STYLES, rest)
-    accessory, _ = _first_match(_ACCESSORIES, rest)
 
-    heads = None
-    m = re.search(r"(\d+(?:\.\d+)?)\s*(?:-|\s)?heads?[\s-]*(?:tall|high)", rest)
-    if m:
-        heads = min(8.0, max(2.5, float(m.group(1))))
-    elif re.search(r"\bchibi\b", rest):
-        heads = 3.0
-    build = None
-    if re.search(r"\b(?:stocky|muscular|bulky|burly|chubby|broad|heavy|brawny)\b", rest):
-        build = 1.2
-    elif re.search(r"\b(?:slender|slim|thin|petite|lanky|skinny|willowy)\b", rest):
-        build = 0.88
+    identity = _identity(rest)
+    traits = _traits(identity)
+    action = _action_text(rest)
 
     expression = "calm"
-    if re.search(r"\b(?:smil\w*|happy|excited|grin\w*|laugh\w*|cheerful|joy\w*)\b", rest):
+    if re.search(r"\b(?:asleep|sleep(?:s|ing)?|eyes? (?:closed|shut)|closed (?:eyes|(?:curved )?lines)|napping|dozing)\b", rest):
+        expression = "sleep"
+    elif re.search(r"\b(?:smil\w*|happy|excited|grin\w*|laugh\w*|cheerful|joy\w*)\b", rest):
         expression = "happy"
     elif re.search(r"\b(?:angry|determined|fierce|serious|focused|intense)\b", rest):
         expression = "fierce"
+    elif re.search(r"\b(?:surpris\w*|shock\w*|astonish\w*|amazed|gasp\w*)\b|wide open mouth", rest):
+        expression = "surprised"
+    elif re.search(r"\b(?:worried|anxious|nervous|sad|scared|afraid|frightened)\b", rest):
+        expression = "worried"
 
     close_up = bool(re.search(r"close[- ]?up|\bportrait\b|headshot|\bbust\b|head and shoulders|upper body", rest)) and not re.search(
         r"full[- ]body|head to toe|full[- ]length", rest
@@ -424,21 +490,74 @@ def parse_prompt(prompt: str | None) -> Cues:
         pose=pose or "idle",
         pose_explicit=pose is not None,
         view=view,
-        facing=-1 if re.search(r"facing left|looking left|to the left|faces left", rest) else 1,
+        facing=-1 if re.search(r"facing left|looking left|to the left|faces left|\bleft (?:side|profile)|from the (?:front )?left|left[- ]facing", rest) else 1,
         close_up=close_up,
+        face_only=close_up and bool(re.search(_FACE_CLOSE_UP, rest)),
+        camera=_first_match(_CAMERA_PATTERNS, rest)[0],
         background=background,
         transparent=transparent,
-        hair_style=hair_style,
-        accessory=accessory,
-        heads=heads,
-        build=build,
-        visor=bool(re.search(r"\b(?:visor|goggles?|glasses|shades|lenses)\b", rest)),
-        gloves=bool(re.search(r"\b(?:gloves?|gauntlets?)\b", rest)),
-        armored=bool(re.search(r"\b(?:armou?r\w*|panels?|pads|plates|tactical|mech\w*)\b", rest)),
         expression=expression,
+        arms="spread" if re.search(rf"(?<![\w-])(?:{_ARMS_SPREAD})(?![\w])", action) else None,
+        holding=any(_HOLD_VERB.search(c) and not _NOT_HELD.search(c) for c in _CLAUSE_SPLIT.split(action)),
         recolour=recolour,
         text=text,
+        identity=identity,
+        **traits,
     )
+
+
+def identity_text(prompt: str | None) -> str:
+    """Who a prompt draws, as normalised text: the prompt without its leading trigger word
+    (``rivet_bot, ...``), background, ``Pose:``/``View:`` clauses and the clauses that only
+    say what the figure does or how it is framed. Every pose and view prompt of one
+    character gives the same text, so it keys everything the seed must not change."""
+    rest, _, _ = _background((prompt or "").lower())
+    return _identity(rest)
+
+
+def _identity(rest: str) -> str:
+    body = _LABELLED_CLAUSE.sub(" ", rest)
+    m = _LEADING_TRIGGER.match(body)
+    if m:
+        body = body[m.end() :]
+    clauses = (" ".join(c.split()) for c in _CLAUSE_SPLIT.split(body))
+    return ", ".join(c for c in clauses if c and re.search(r"[a-z0-9#]", c) and not _ACTION_RE.search(c))
+
+
+def _action_text(rest: str) -> str:
+    """The ``Pose:`` (else ``View:``) clause, else the whole prompt."""
+    for label in ("pose", "view"):
+        m = re.search(rf"\b{label}\s*[:=]\s*(.*?)(?:\.(?=\s|$)|;|\n|$)", rest, re.S)
+        if m:
+            return m.group(1)
+    return rest
+
+
+def _traits(identity: str) -> dict:
+    """Hair, accessory, proportions, body kind and worn things, from the identity text."""
+    heads = None
+    m = re.search(r"(\d+(?:\.\d+)?)\s*(?:-|\s)?heads?[\s-]*(?:tall|high)", identity)
+    if m:
+        heads = min(8.0, max(2.5, float(m.group(1))))
+    elif re.search(r"\bchibi\b", identity):
+        heads = 3.0
+    build = None
+    limbs = r"(?!\s+(?:[a-z-]+\s+)?(?:arms?|legs?|limbs?|fingers?|lines?|antennae?|neck|waist|stripes?|tails?)\b)"
+    if re.search(rf"\b(?:stocky|muscular|bulky|burly|chubby|broad|heavy|brawny|chunky|stout){limbs}\b", identity):
+        build = 1.2
+    elif re.search(rf"\b(?:slender|slim|thin|petite|lanky|skinny|willowy){limbs}\b", identity):
+        build = 0.88
+    return {
+        "hair_style": _first_listed(_HAIR_STYLES, identity),
+        "accessory": _first_match(_ACCESSORIES, identity)[0],
+        "heads": heads,
+        "build": build,
+        "visor": bool(re.search(r"\b(?:visor|goggles?|glasses|shades|lenses)\b", identity)),
+        "gloves": bool(re.search(r"\b(?:gloves?|gauntlets?)\b", identity)),
+        "armored": bool(re.search(r"\b(?:armou?r\w*|panels?|pads|plates|tactical|mech\w*)\b", identity)),
+        "body": "robot" if re.search(_ROBOT, identity) else None,
+        "belt": bool(re.search(r"\bbelts?\b", identity)),
+    }
 
 
 def luminance(rgb: RGB) -> float:

@@ -24,6 +24,7 @@ class Drawing:
     chest: float = 0.0
     head_x: float = 0.0
     ow: float = 0.045
+    chin: float = 0.0
 
     def poly(self, pts: np.ndarray, colour: RGB) -> None:
         self.ops.append(("poly", np.asarray(pts, float), colour, 0.0))
@@ -39,8 +40,30 @@ class Drawing:
 
     def mirrored(self) -> "Drawing":
         flip = np.array([-1.0, 1.0])
-        out = Drawing([(k, p * flip, c, w) for k, p, c, w in self.ops], self.lift, self.head_top, self.chest, -self.head_x, self.ow)
+        out = Drawing([(k, p * flip, c, w) for k, p, c, w in self.ops], self.lift, self.head_top, self.chest, -self.head_x, self.ow, self.chin)
         return out
+
+    def seen_from(self, camera: str | None) -> "Drawing":
+        """Foreshortened for a camera above (``"high"``: the head near and large, the feet
+        far) or below (``"low"``); ``None`` is the drawing itself."""
+        if camera not in ("high", "low"):
+            return self
+        x0, y0, x1, y1 = self.bounds()
+        cx, h = (x0 + x1) / 2, max(y1 - y0, 1e-6)
+        near, far = (1.12, 0.78) if camera == "high" else (0.84, 1.1)  # width scale at the top, at the bottom
+        squash = 0.18 if camera == "high" else -0.1  # how much the lower part is compressed (<0: stretched)
+
+        def warp(y: np.ndarray) -> np.ndarray:
+            t = (y - y0) / h
+            return y0 + h * (t - squash * t * t)
+
+        def f(p: np.ndarray) -> np.ndarray:
+            t = (p[:, 1] - y0) / h
+            return np.stack([cx + (p[:, 0] - cx) * (near + (far - near) * t), warp(p[:, 1])], 1)
+
+        ops = [(k, f(p), c, w) for k, p, c, w in self.ops]
+        ht, ch, cn = (float(warp(np.array([v]))[0]) for v in (self.head_top, self.chest, self.chin))
+        return Drawing(ops, self.lift, ht, ch, self.head_x, self.ow, cn)
 
     def rotated(self, degrees: float) -> "Drawing":
         """The drawing turned about the origin (the pelvis); -90 lays a figure down head to the left."""
@@ -49,7 +72,7 @@ class Drawing:
         ops = [(k, p @ m, c, w) for k, p, c, w in self.ops]
         x0, y0, x1, y1 = Drawing(ops).bounds()
         # a lying figure has no head-and-chest crop: a close-up frames the whole body
-        return Drawing(ops, self.lift, y0, y1, (x0 + x1) / 2, self.ow)
+        return Drawing(ops, self.lift, y0, y1, (x0 + x1) / 2, self.ow, y1)
 
 
 def direction(angle: float) -> np.ndarray:
@@ -118,10 +141,14 @@ def is_dark(c: RGB) -> bool:
     return 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2] < 60
 
 
-def layout(d: Drawing, idle: Drawing, width: int, height: int, close_up: bool) -> tuple[float, float, float]:
+def layout(d: Drawing, idle: Drawing, width: int, height: int, close_up: bool, face_only: bool = False) -> tuple[float, float, float]:
     """Scale (px per head unit) and the pixel position of the unit origin."""
     margin = max(2.0, 0.045 * min(width, height))
     x0, y0, x1, y1 = d.bounds()
+    if close_up and face_only and d.chin > d.head_top:
+        roi_h = d.chin - d.head_top
+        s = 0.8 * min(height, width) / roi_h
+        return s, width / 2 - s * d.head_x, height / 2 - s * (d.head_top + d.chin) / 2
     if close_up:
         roi_h = d.chest - d.head_top
         s = 0.86 * min(height, 1.15 * width) / roi_h

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+from dataclasses import replace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -33,8 +35,10 @@ DEFAULT_COLOURS: dict[str, RGB] = {
     "eyes": (43, 45, 66),
     "gear": (196, 58, 58),
 }
-SEED_HAIR = ("short", "ponytail", "bob", "spiky", "long", "bun")
-SEED_ACCESSORY = (None, "scarf", "backpack", "headphones", None, "cape")
+ROBOT_SCREEN: RGB = (27, 32, 48)
+"""A robot's face screen when the prompt gives no face colour."""
+IDENTITY_HAIR = ("short", "ponytail", "bob", "spiky", "long", "bun")
+IDENTITY_ACCESSORY = (None, "scarf", "backpack", "headphones", None, "cape")
 
 Loras = Sequence[tuple[LocalLora, float]]
 
@@ -81,10 +85,22 @@ def _rng(seed: int, index: int, salt: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed & (2**64 - 1), index, salt]))
 
 
+def _identity_rng(identity: str) -> np.random.Generator:
+    """Randomness keyed by who the character is (never by the seed)."""
+    digest = hashlib.sha256(identity.encode("utf-8")).digest()
+    return np.random.default_rng(np.random.SeedSequence([int(v) for v in np.frombuffer(digest, dtype="<u4")]))
+
+
 def resolve_look(cues: Cues, seed: int, index: int, loras: Loras = ()) -> Look:
-    """Colours, hair, accessory and proportions: prompt first, then LoRAs, then seed."""
-    rng = _rng(seed, index, 0x5EED)
+    """Who is drawn, and how this picture varies.
+
+    Identity (colours, body kind, hair, accessory, proportions) comes from the prompt,
+    then the LoRAs, then a hash of ``cues.identity``; the seed and ``index`` only move
+    the limbs, lean and head tilt a little within the pose (``Look.jitter``).
+    """
     learned = lora_traits(list(loras), cues)
+    body = cues.body or learned.get("body") or "human"
+    robot = body == "robot"
     colours = dict(DEFAULT_COLOURS)
     colours.update(cues.colours)
     explicit = set(cues.colours)
@@ -92,36 +108,60 @@ def resolve_look(cues: Cues, seed: int, index: int, loras: Loras = ()) -> Look:
     for rgb, part in zip(cues.unbound_hex, free):
         colours[part] = rgb
         explicit.add(part)
-    if (cues.visor or learned.get("visor") == "1") and "eyes" not in explicit:
-        colours["eyes"] = colours["accent"]
-    if "gear" not in explicit and "trim" in explicit:
+    if (cues.visor or learned.get("visor") == "1" or robot) and "eyes" not in explicit:
+        colours["eyes"] = colours["accent"]  # a visor's glow, a robot's glowing eyes
+    if robot and "skin" not in explicit:
+        colours["skin"] = ROBOT_SCREEN
+    if "gear" not in explicit and "trim" in explicit and not robot:
         colours["gear"] = colours["trim"]
     colours, _ = apply_colours(colours, explicit, list(loras), cues)
-    seeded_hair = SEED_HAIR[int(rng.integers(len(SEED_HAIR)))]  # always drawn, so the
-    seeded_accessory = SEED_ACCESSORY[int(rng.integers(len(SEED_ACCESSORY)))]  # rest stays put
-    seeded_heads = float(rng.uniform(4.6, 5.8))
+    ident = _identity_rng(cues.identity)
+    hashed_hair = IDENTITY_HAIR[int(ident.integers(len(IDENTITY_HAIR)))]  # always drawn, so the
+    hashed_accessory = IDENTITY_ACCESSORY[int(ident.integers(len(IDENTITY_ACCESSORY)))]  # rest stays put
+    heads_u = float(ident.uniform(0.0, 1.0))
+    head_scale, shoulder, limb, leg = (float(v) for v in ident.uniform(0.0, 1.0, 4))
+    if robot:
+        hashed_heads = 2.9 + 0.5 * heads_u
+        hashed_accessory = None  # a robot wears what its prompt gives it
+    else:
+        hashed_heads = 4.6 + 1.2 * heads_u
+    jitter = _rng(seed, index, 0x5EED).uniform(-1, 1, 8)
     look = Look(
         colours=colours,
-        hair_style=cues.hair_style or learned.get("hair_style") or seeded_hair,
-        accessory=cues.accessory or learned.get("accessory") or seeded_accessory,
-        heads=cues.heads or _float(learned.get("heads")) or seeded_heads,
+        hair_style="none" if robot else cues.hair_style or learned.get("hair_style") or hashed_hair,
+        accessory=cues.accessory or learned.get("accessory") or hashed_accessory,
+        heads=cues.heads or _float(learned.get("heads")) or hashed_heads,
         build=cues.build or _float(learned.get("build")) or 1.0,
-        head_scale=float(rng.uniform(0.93, 1.08)),
-        shoulder=float(rng.uniform(0.88, 1.12)),
-        limb=float(rng.uniform(0.86, 1.14)),
-        leg=float(rng.uniform(0.94, 1.07)),
+        head_scale=0.93 + 0.15 * head_scale,
+        shoulder=0.88 + 0.24 * shoulder,
+        limb=0.86 + 0.28 * limb,
+        leg=0.94 + 0.13 * leg,
         visor=cues.visor or learned.get("visor") == "1",
         gloves=cues.gloves or learned.get("gloves") == "1",
         armored=cues.armored or learned.get("armored") == "1",
+        body=body,
+        belt=cues.belt or not robot,
         expression=cues.expression,
-        jitter=tuple(float(v) for v in rng.uniform(-1, 1, 8)),
+        jitter=tuple(float(v) for v in jitter),
     )
-    if loras:
-        x0, y0, x1, y1 = draw_figure(look, "idle").bounds()
+    if loras:  # measured on the still figure, so the factor is part of the identity
+        x0, y0, x1, y1 = draw_figure(_still(look), "idle").bounds()
         factor = build_factor(list(loras), cues, (y1 - y0) / (x1 - x0))
         if factor != 1.0:
-            look = Look(**{**look.__dict__, "build": look.build * factor})
+            look = replace(look, build=look.build * factor)
     return look
+
+
+def _still(look: Look) -> Look:
+    """The character alone: no jitter, a calm face (what scale and build are measured on)."""
+    return replace(look, jitter=(0.0,) * len(look.jitter), expression="calm")
+
+
+def look_for(arguments: Mapping[str, Any], *, index: int = 0, loras: Loras = ()) -> Look:
+    """The resolved look of a request's ``index``-th picture (what ``render_image`` draws
+    for a text-to-image request). ``look.identity()`` is equal for every seed, index,
+    pose and view of prompts with the same identity text."""
+    return resolve_look(parse_prompt(arguments.get("prompt")), resolve_seed(arguments), index, loras)
 
 
 def _float(text: str | None) -> float | None:
@@ -139,11 +179,12 @@ def _background(cues: Cues, fallback: RGB | None = (255, 255, 255)) -> tuple[int
 
 
 def draw_character(look: Look, cues: Cues, size: tuple[int, int], background: tuple[int, int, int, int]) -> Image.Image:
-    """The figure in the prompt's pose and view on a flat background (RGBA)."""
+    """The figure in the prompt's pose, view and camera angle on a flat background (RGBA)."""
     width, height = size
-    drawing = draw_figure(look, cues.pose if cues.pose in POSE_TABLE else "idle", cues.view, cues.facing)
-    idle = draw_figure(look, "idle", "front", 1)
-    scale, ox, oy = layout(drawing, idle, width, height, cues.close_up)
+    pose = cues.pose if cues.pose in POSE_TABLE else "idle"
+    drawing = draw_figure(look, pose, cues.view, cues.facing, arms=cues.arms, holding=cues.holding).seen_from(cues.camera)
+    idle = draw_figure(_still(look), "idle", "front", 1)  # one scale and ground line for every pose
+    scale, ox, oy = layout(drawing, idle, width, height, cues.close_up, cues.face_only)
     layer = rasterise(drawing, width, height, scale, ox, oy)
     canvas = Image.new("RGBA", size, background)
     canvas.alpha_composite(layer)

@@ -1,23 +1,29 @@
 """The stylised figure: a skeleton posed by joint angles (``poses``), dressed in
 outlined, cel-shaded parts (hair, head, visor, torso, limbs, boots, accessory) and
-returned as a display list in head units (pelvis at the origin)."""
+returned as a display list in head units (pelvis at the origin). Robots
+(``Look.body == "robot"``) put other parts on the same skeleton (``robot``)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .drawing import LIGHT, OUTLINE, RGB, Drawing, bezier, capsule, ellipse, lighten, ribbon, shade
 from .drawing import direction as _dir
 from .drawing import is_dark as _dark
-from .poses import POSE_TABLE, VIEWS, PoseSpec
+from .poses import ARMS_SPREAD, MOOD_TILT, POSE_TABLE, VIEWS, PoseSpec
+
+STEEL: RGB = (158, 166, 180)
+"""Bare metal: a robot's limbs, held tools."""
+JOINT: RGB = (96, 102, 118)
 
 
 @dataclass(frozen=True)
 class Look:
-    """Who is drawn: colours per part and the proportions the seed and LoRAs settle."""
+    """Who is drawn (colours per part, body kind, hair, accessory, proportions: the
+    character's identity) and how this one picture varies (``expression``, ``jitter``)."""
 
     colours: dict[str, RGB]
     hair_style: str = "short"
@@ -31,8 +37,14 @@ class Look:
     visor: bool = False
     gloves: bool = False
     armored: bool = False
+    body: str = "human"  # human | robot
+    belt: bool = True
     expression: str = "calm"
     jitter: tuple[float, ...] = (0.0,) * 8
+
+    def identity(self) -> dict:
+        """Everything that says who the character is: all but ``expression`` and ``jitter``."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("expression", "jitter")}
 
 
 # ---------------------------------------------------------------- parts
@@ -171,6 +183,8 @@ def _torso(p: _Painter, sk: _Skeleton, dm, view: str, col: dict[str, RGB]) -> No
     w = 0.06
     p.stroke(to_world([(0.16 * sw, 0.2), (0.16 * sw, 0.42 * tl), (0.5 * sw, 0.52 * tl), (0.5 * sw, 0.72 * tl)]), col["accent"], w)
     p.stroke(to_world([(-0.22 * sw, 0.24), (-0.52 * sw, 0.36 * tl), (-0.52 * sw, 0.66 * tl)]), col["accent"], w)
+    if not p.look.belt:
+        return
     # belt with a buckle
     belt = np.array([(-hw * 0.98, 0.8 * tl), (hw * 0.98, 0.8 * tl), (hw * 1.0, 0.8 * tl + 0.13), (-hw * 1.0, 0.8 * tl + 0.13)])
     p.shape(to_world(belt), col["trim"])
@@ -222,8 +236,10 @@ def _hair(p: _Painter, sk: _Skeleton, dm, view: str, flow: str, front: bool) -> 
     look, col = p.look, p.look.colours["hair"]
     rx, ry = dm["rx"], dm["ry"]
     style = look.hair_style
-    if style == "bald":
+    if style in ("bald", "none"):
         return
+    if flow == "fan" and style != "long":  # lying: loose hair trails behind the head
+        flow = "back"
     if not front:
         tails: list[tuple[np.ndarray, float]] = []
         back_x = {"front": 0.0, "three_quarter": -0.55, "side": -0.85, "back": 0.0}[view]
@@ -240,6 +256,9 @@ def _hair(p: _Painter, sk: _Skeleton, dm, view: str, flow: str, front: bool) -> 
                 root = np.array([sgn * 0.85 * rx, -0.55 * ry])
                 end = {"down": (sgn * 1.6 * rx, 1.5 * ry), "back": (-2.2 * rx, 0.4 * ry + sgn * 0.3), "up": (sgn * 1.5 * rx, -1.6 * ry)}[flow]
                 tails.append((bezier(root, (sgn * 1.7 * rx, -0.4 * ry), end), 0.3))
+        elif style == "long" and flow == "fan":  # spread out on the ground behind the head
+            band = np.array([(0.4 * rx, -1.0 * ry), (-1.6 * rx, -1.3 * ry), (-2.5 * rx, -0.2 * ry), (-2.2 * rx, 0.9 * ry), (-0.4 * rx, 1.0 * ry)])
+            p.shape(_head_local(sk, band), shade(col, 0.86))
         elif style == "long":
             band = np.array([(-1.08 * rx, -0.2 * ry), (1.08 * rx, -0.2 * ry), (1.18 * rx, 2.6 * ry), (-1.18 * rx, 2.6 * ry)])
             if flow == "back":
@@ -305,15 +324,27 @@ def _head(p: _Painter, sk: _Skeleton, dm, view: str, mood: str) -> None:
         xs = [0.4 * rx + shift] if view == "side" else [-0.38 * rx + shift * 0.8, 0.38 * rx + shift]
         for i, x in enumerate(xs):
             w = 0.13 * rx * (0.7 if view == "three_quarter" and i == 0 else 1.0)
+            if mood == "sleep":  # closed: a curved lash line
+                p.d.line(_head_local(sk, ellipse((x, 0.12 * ry), w * 1.1, 0.1 * ry, a0=10, a1=170, n=10)), OUTLINE, 0.04)
+                continue
             p.d.poly(_head_local(sk, ellipse((x, 0.16 * ry), w, 0.21 * ry, n=20)), OUTLINE)
             p.d.poly(_head_local(sk, ellipse((x, 0.19 * ry), w * 0.7, 0.14 * ry, n=16)), eyes_col)
             p.d.poly(_head_local(sk, ellipse((x - w * 0.3, 0.08 * ry), w * 0.32, w * 0.32, n=10)), (255, 255, 255))
             if mood == "fierce":
                 p.d.line(_head_local(sk, [(x - w * 1.3, -0.1 * ry), (x + w * 1.2, 0.0)]), OUTLINE, 0.05)
+            elif mood == "worried":
+                inner = -1 if x > shift else 1
+                p.d.line(_head_local(sk, [(x + inner * w * 1.2, -0.16 * ry), (x - inner * w * 1.2, -0.06 * ry)]), OUTLINE, 0.04)
     mx = 0.55 * rx if view == "side" else shift
     if mood == "happy":
         mouth = ellipse((mx, 0.5 * ry), 0.17 * rx, 0.13 * ry, a0=0, a1=180, n=12)
         p.d.poly(_head_local(sk, mouth), (120, 40, 60))
+    elif mood == "surprised":  # a round open mouth
+        p.d.poly(_head_local(sk, ellipse((mx, 0.56 * ry), 0.1 * rx + p.ow, 0.14 * ry + p.ow, n=16)), OUTLINE)
+        p.d.poly(_head_local(sk, ellipse((mx, 0.56 * ry), 0.1 * rx, 0.14 * ry, n=16)), (120, 40, 60))
+    elif mood in ("fierce", "worried"):  # turned down
+        mouth = ellipse((mx, 0.6 * ry), 0.13 * rx, 0.08 * ry, a0=200, a1=340, n=10)
+        p.d.line(_head_local(sk, mouth), OUTLINE, 0.04)
     else:
         mouth = ellipse((mx, 0.44 * ry), 0.13 * rx, 0.08 * ry, a0=20, a1=160, n=10)
         p.d.line(_head_local(sk, mouth), OUTLINE, 0.035)
@@ -323,6 +354,8 @@ def _gear(p: _Painter, sk: _Skeleton, dm, view: str, flow: str, stage: str) -> N
     acc, col = p.look.accessory, p.look.colours
     if acc is None:
         return
+    if flow == "fan":  # lying: capes and scarves lie along the body
+        flow = "down"
     gear = col["gear"]
     tl = dm["torso"]
     if acc == "sword" and stage == "back":
@@ -346,6 +379,10 @@ def _gear(p: _Painter, sk: _Skeleton, dm, view: str, flow: str, stage: str) -> N
         tail_dir = {"down": np.array([0.35, 1.0]), "back": np.array([-1.0, 0.15]), "up": np.array([-0.7, -0.6])}[flow]
         start = neck + sk.side * dm["sw"] * 0.3
         p.shape(ribbon(bezier(start, start + tail_dir * 0.45 + [0.0, 0.1], start + tail_dir * 0.9), 0.2, 0.14), gear)
+    elif acc == "wrench" and stage == "belt" and p.look.belt:
+        x = dm["hw"] * VIEWS[view][0] * (0.62 if view in ("front", "back") else 0.2)
+        top = sk.chest - sk.up * (0.84 * tl + 0.1) + sk.side * x
+        wrench(p, top, -sk.up * 0.92 + sk.side * 0.39, 0.5 * dm.get("tool", 1.0))
     elif acc == "headphones" and stage == "head":
         band = _head_local(sk, ellipse((0, 0), dm["rx"] * 1.2, dm["ry"] * 1.16, a0=190, a1=350, n=16))
         p.d.line(band, OUTLINE, 0.12)
@@ -364,13 +401,50 @@ def _held_sword(p: _Painter, sk: _Skeleton, key: str) -> None:
     p.blob(h + blade_dir * 0.12, 0.06, 0.16, p.look.colours["trim"], rot=-math.degrees(math.atan2(blade_dir[0], blade_dir[1])) + 90)
 
 
-def draw_figure(look: Look, pose_name: str, view: str | None = None, facing: int = 1) -> Drawing:
-    """The figure in ``pose_name`` as a display list in head units (pelvis at the origin)."""
+def wrench(p: _Painter, grip, direction, length: float) -> None:
+    """A steel open-end wrench from ``grip`` along ``direction``."""
+    d = np.asarray(direction, float) / max(float(np.hypot(*direction)), 1e-9)
+    grip = np.asarray(grip, float)
+    head = grip + d * length
+    r = 0.075 * length / 0.5
+    p.limb(grip - d * 0.04, head, r * 0.42, r * 0.42, STEEL)
+    p.blob(grip - d * 0.04, r * 0.75, r * 0.75, STEEL)
+    p.blob(head, r, r, STEEL)
+    jaw = head + d * r * 0.55
+    p.d.poly(capsule(head + d * r * 0.1, jaw + d * r, r * 0.34, r * 0.4), OUTLINE)
+
+
+def held_wrench(p: _Painter, sk: _Skeleton, key: str, length: float) -> None:
+    """The wrench in hand ``key``: across the forearm, pointing forwards and down."""
+    e, h = sk.elbows[key], sk.hands[key]
+    d = (h - e) / max(np.hypot(*(h - e)), 1e-9)
+    perp = np.array([abs(d[1]), -d[0] * np.sign(d[1] or 1.0)])  # across the forearm, towards the front
+    wrench(p, h + d * 0.05, perp + d * 0.8, length)
+
+
+def draw_figure(
+    look: Look, pose_name: str, view: str | None = None, facing: int = 1, *, arms: str | None = None, holding: bool = False
+) -> Drawing:
+    """The figure in ``pose_name`` as a display list in head units (pelvis at the origin).
+
+    ``arms="spread"`` spreads the arms wide in any pose; ``holding`` puts the character's
+    sword or wrench in its near hand.
+    """
     pose = POSE_TABLE[pose_name]
+    if arms == "spread":
+        pose = replace(pose, arm_a=ARMS_SPREAD[0], arm_b=ARMS_SPREAD[1])
     view = view or pose.view
     mood = pose.mood or look.expression
     if look.expression != "calm":
         mood = look.expression
+    if not pose.tilt and mood in MOOD_TILT:
+        pose = replace(pose, tilt=MOOD_TILT[mood])
+    held = look.accessory if look.accessory in ("sword", "wrench") and (pose.hands == "weapon" or holding) else None
+    if look.body == "robot":
+        from .robot import draw_robot
+
+        d = draw_robot(look, pose, view, mood, held)
+        return _finish(d, pose, facing)
     dm = _dims(look)
     sk = _skeleton(look, pose, view, dm)
     d = Drawing()
@@ -378,7 +452,7 @@ def draw_figure(look: Look, pose_name: str, view: str | None = None, facing: int
     col = look.colours
     side_view = view in ("side", "three_quarter")
     hands = pose.hands
-    hold_sword = hands == "weapon" and look.accessory == "sword"
+    hold_sword = held == "sword"
 
     if view != "back":
         _hair(p, sk, dm, view, pose.flow, front=False)
@@ -391,6 +465,8 @@ def draw_figure(look: Look, pose_name: str, view: str | None = None, facing: int
         _leg(p, sk, dm, "a", col, False, view, False)
     p.limb(sk.chest, sk.chest + sk.up * (dm["neck"] + 0.1), 0.1, 0.1, col["skin"])
     _torso(p, sk, dm, view, col)
+    if held != "wrench":
+        _gear(p, sk, dm, view, pose.flow, "belt")
     if side_view:
         _leg(p, sk, dm, "a", col, False, view, True)
     if view == "back":
@@ -407,10 +483,19 @@ def draw_figure(look: Look, pose_name: str, view: str | None = None, facing: int
         _arm(p, sk, dm, "b", col, False, "fist" if hands == "weapon" else hands)
     if hold_sword:
         _held_sword(p, sk, "a")
-    _arm(p, sk, dm, "a", col, False, "fist" if hands == "weapon" else hands)
+    elif held == "wrench":
+        held_wrench(p, sk, "a", 0.75)
+    _arm(p, sk, dm, "a", col, False, "fist" if hands == "weapon" or held else hands)
 
-    d.lift = pose.lift
     hp = _head_local(sk, [(0, -dm["ry"])])[0]
     d.head_top, d.head_x = float(hp[1]) - d.ow, float(sk.head[0])
     d.chest = float(sk.chest[1] + 0.55 * dm["torso"])
+    d.chin = float(_head_local(sk, [(0, dm["ry"])])[0][1]) + 0.1
+    return _finish(d, pose, facing)
+
+
+def _finish(d: Drawing, pose: PoseSpec, facing: int) -> Drawing:
+    d.lift = pose.lift
+    if pose.rotate:
+        d = d.rotated(pose.rotate)
     return d.mirrored() if facing < 0 else d

@@ -7,13 +7,15 @@ Tensors (float32): ``palette`` [k, 3] (0..1), ``weights`` [k], ``part_colours`` 
 String metadata: ``format`` (``fal-assets-local-lora/1``), ``trigger_word``, ``steps``,
 ``learning_rate``, ``image_count``, ``caption_count``, ``renderer``, and the traits most
 captions agree on (``hair_style``, ``accessory``, ``visor``, ``armored``, ``gloves``,
-``heads``, ``build``; images without a caption count with ``default_caption``).
+``heads``, ``build``, ``body``; images without a caption count with ``default_caption``).
 
 Applying one (``scale`` 0..4): its weight is ``scale x strength``, times 0.35 when the
 prompt lacks its trigger word (a LoRA without a trigger word is always fully active),
-capped at 1; each learned part colour is blended into the figure by that weight (by
-half of it where the prompt names the part's colour itself), and the learned aspect
-pulls the figure's build. ``strength`` grows with steps x learning rate
+capped at 1. Each of the figure's part colours moves by that weight (by half of it where
+the prompt names the part's colour itself): onto the nearest learned palette colour when
+it is already close to one (within ``SAME_COLOUR``: the character's own colour, whatever
+role the analysis gave it), else towards the colour learned for that part. The learned
+aspect pulls the figure's build. ``strength`` grows with steps x learning rate
 (1 - exp(-steps * lr / 0.01)): 1000 steps at 5e-5 gives 0.99, 100 steps 0.39.
 """
 
@@ -41,7 +43,9 @@ LORA_FORMAT = "fal-assets-local-lora/1"
 PART_ORDER = ("hair", "skin", "outfit", "trim", "accent", "eyes")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 UNTRIGGERED = 0.35
-TRAITS = ("hair_style", "accessory", "visor", "armored", "gloves", "heads", "build")
+SAME_COLOUR = 40.0
+"""RGB distance within which a figure's colour counts as one the LoRA learned."""
+TRAITS = ("hair_style", "accessory", "visor", "armored", "gloves", "heads", "build", "body")
 """Read from the captions (majority vote); applied while a LoRA weighs at least 0.5."""
 _WHERE = "training dataset"
 
@@ -196,11 +200,15 @@ def apply_colours(
         for part in ("outfit", "accent", "hair", "trim"):  # palette colours in order for parts not told apart
             if part not in learned and spare:
                 learned[part] = spare.pop(0)
-        for part, target in learned.items():
+        for part, current in colours.items():
             tp = t * (0.5 if part in explicit else 1.0)
-            out[part] = _mix(out[part], target, tp)
-        if "eyes" not in lora.parts and "accent" in learned and "eyes" not in explicit:
-            out["eyes"] = _mix(out["eyes"], learned["accent"], t)
+            near = min(lora.palette, key=lambda c: _dist(c, current), default=None)
+            if near is not None and _dist(near, current) <= SAME_COLOUR:
+                out[part] = _mix(out[part], near, tp)  # already one of the character's colours
+            elif part in learned:
+                out[part] = _mix(out[part], learned[part], tp)
+            elif part == "eyes" and "accent" in learned:
+                out[part] = _mix(out[part], learned["accent"], tp)
         over = float(scale) * lora.strength - 1.0
         if over > 0:  # past scale 1 the look "overcooks": colours saturate
             out = {p: _saturate(c, min(0.6, 0.2 * over)) for p, c in out.items()}
@@ -268,7 +276,7 @@ def _trigger_from(captions: list[str]) -> str | None:
 
 
 def _traits_from(captions: list[str]) -> dict[str, str]:
-    """Hair style, accessory, visor, armour, gloves, head count and build most captions agree on."""
+    """Hair style, accessory, visor, armour, gloves, head count, build and body kind most captions agree on."""
     from .cues import parse_prompt
 
     parsed = [parse_prompt(c) for c in captions if c and c.strip()]
@@ -276,7 +284,7 @@ def _traits_from(captions: list[str]) -> dict[str, str]:
         return {}
     half = len(parsed) / 2
     out: dict[str, str] = {}
-    for key in ("hair_style", "accessory", "heads", "build"):
+    for key in ("hair_style", "accessory", "heads", "build", "body"):
         values = [getattr(c, key) for c in parsed if getattr(c, key) is not None]
         if values:
             value, count = Counter(values).most_common(1)[0]
