@@ -27,11 +27,12 @@ class ScriptedBackend:
     label = "fal"
     billed = True
 
-    def __init__(self, faults=None, nsfw=False, steps_to_done=2, size=(64, 48)):
+    def __init__(self, faults=None, nsfw=False, steps_to_done=2, size=(64, 48), poll_delay=0.0):
         self.faults = {k: list(v) for k, v in (faults or {}).items()}
         self.nsfw = nsfw
         self.steps_to_done = steps_to_done
         self.size = size
+        self.poll_delay = poll_delay
         self.submits = []
         self.polls = {}
         self.known = set()
@@ -55,6 +56,7 @@ class ScriptedBackend:
 
     async def status(self, endpoint, request_id):
         self._fault("status")
+        await asyncio.sleep(self.poll_delay)
         if request_id not in self.known:
             raise RequestGone(request_id)
         self.polls[request_id] += 1
@@ -204,7 +206,7 @@ def test_wrong_size_download_is_rejected(env):
 
 def test_concurrency_limit_is_kept(env):
     journal, store, _ = env
-    backend = ScriptedBackend(steps_to_done=3)
+    backend = ScriptedBackend(steps_to_done=3, poll_delay=0.02)  # requests overlap for real
     requests = [Request("fal-ai/flux-2-pro", {"prompt": f"knight {i}", "seed": i}) for i in range(9)]
     outcomes, generator, _ = run(backend, journal, store, requests, concurrency=3)
     assert all(not isinstance(o, BaseException) for o in outcomes)

@@ -289,7 +289,7 @@ def test_dagster_storage_and_journal_on_postgresql(postgres, tmp_path, monkeypat
     try:
         entries = journal.entries()
         assert len(entries) == 12 and {e.state for e in entries} == {State.COMPLETED}  # 9 refs + 1 LoRA + 2 poses
-        assert {e.backend for e in entries} == {"local"} and all(e.key.startswith("local:") for e in entries)
+        assert {e.backend for e in entries} == {"local"} and all(e.key.startswith("local@") for e in entries)
         assert {e.labels["run_id"] for e in entries} <= {r.run_id for r in runs}
     finally:
         journal.close()
