@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from . import journal as jr
-from .backends import Backend, RequestGone, TransientError, make_backend
+from .backends import Backend, MaybeAccepted, RequestGone, TransientError, make_backend
 from .budget import Budget, BudgetGuard
 from .catalog import load_catalog
 from .errors import ContentFlagged, GenerationFailed, InvalidInput
@@ -95,7 +95,7 @@ class Settings:
     """How generation behaves; nothing secret lives here."""
 
     backend: str = "local"
-    journal_url: str | None = None
+    journal_url: str | None = field(default=None, repr=False)  # may hold a password
     store_root: Path = Path(".fal-assets/store")
     concurrency: int = 2
     budget: Budget = field(default_factory=Budget)
@@ -105,6 +105,8 @@ class Settings:
     retries: int = 8
     retry_base: float = 0.2
     retry_cap: float = 5.0
+    download_timeout: float = 300.0  # a whole file (LoRA weights are large); call_timeout is per call
+    resubmit_in_doubt: bool = True  # send again a submit whose answer was lost (what fal_client does)
     run_id: str | None = None
 
     def __post_init__(self) -> None:
@@ -209,6 +211,10 @@ def verify_file(data: bytes, content_type: str, declared: dict[str, Any], where:
     return None
 
 
+class ClaimLost(GenerationFailed):
+    """Another process took over this request's claim before it was sent."""
+
+
 def run_spend(journal: jr.Journal, run_id: str) -> float:
     """Dollars a run has spent or holds in flight (its earlier steps count toward its cap)."""
     total = 0.0
@@ -270,13 +276,19 @@ class Generator:
         cost = estimate(request.endpoint, normalised, input_sizes=input_sizes or None)
         return normalised, cost, self.key_for(request.endpoint, normalised)
 
-    async def _retry(self, what: str, call: Callable[[], Any]) -> Any:
+    async def _retry(self, what: str, call: Callable[[], Any], *, timeout: float | None = None, send: bool = False) -> Any:
+        """Retry ``call`` on transient failures with backoff and jitter. With ``send``, a
+        timeout or a lost answer is never retried here: fal may already hold the job."""
         settings = self.settings
         last: Exception | None = None
         for attempt in range(settings.retries):
             try:
-                return await asyncio.wait_for(call(), timeout=settings.call_timeout)
+                return await asyncio.wait_for(call(), timeout=timeout or settings.call_timeout)
+            except MaybeAccepted:
+                raise
             except (TransientError, asyncio.TimeoutError) as exc:
+                if send and isinstance(exc, asyncio.TimeoutError):
+                    raise MaybeAccepted(f"{what}: no answer within {timeout or settings.call_timeout:.0f}s") from exc
                 last = exc
                 delay = min(settings.retry_cap, settings.retry_base * 2**attempt) * random.uniform(0.5, 1.5)
                 if attempt + 1 < settings.retries:
@@ -290,7 +302,7 @@ class Generator:
         known = await self._journal("get", key)
         if known is not None and known.state == jr.State.COMPLETED:
             return self._from_entry(known, cost, cache_hit=True)  # no slot, no network
-        started = time.monotonic()
+        started, resent = time.monotonic(), 0
         while True:
             # Claim only once a slot is free: a claim never waits in our own queue, so its
             # lease (and any other process's view of it) covers only the send itself.
@@ -306,15 +318,27 @@ class Generator:
                 if action != jr.Action.WAIT:
                     try:
                         request_id, waited = await self._run(request, arguments, cost, key, decision)
-                    except RequestGone as gone:
-                        await self._journal("mark_failed", key, f"the backend no longer holds the request: {gone}")
-                        if self.backend.billed:
+                        break
+                    except MaybeAccepted as lost:
+                        if not self.settings.resubmit_in_doubt or resent >= 1:
                             raise GenerationFailed(
-                                f"{endpoint}: the request is gone ({gone}; fal keeps results about an hour); "
-                                "it is marked failed, and a rerun pays for it again"
-                            ) from gone
-                        continue  # a free backend simply renders it again
-                    break
+                                f"{endpoint}: {lost}; fal may hold a paid job for it (it has no idempotency key). "
+                                "It is journaled as in doubt; a rerun sends it again"
+                            ) from lost
+                        resent += 1
+                        self.on_event(f"warning: {endpoint}: {lost}; sending it again (fal may bill both)")
+                        continue
+                    except RequestGone as gone:
+                        if not self.backend.billed and decision.action == jr.Action.RESUME and self._held_elsewhere(decision.entry):
+                            pass  # another live process renders it for free: wait for its result
+                        else:
+                            await self._journal("mark_failed", key, f"the backend no longer holds the request: {gone}")
+                            if self.backend.billed:
+                                raise GenerationFailed(
+                                    f"{endpoint}: the request is gone ({gone}; fal keeps results about an hour); "
+                                    "it is marked failed, and a rerun pays for it again"
+                                ) from gone
+                            continue  # a free backend simply renders it again
             # WAIT: another live process holds the claim; wait outside the slot
             if time.monotonic() - started > self.settings.wait_timeout:
                 raise GenerationFailed(f"{endpoint}: another process has held {key[:12]} for too long")
@@ -325,6 +349,10 @@ class Generator:
             await self._journal("mark_failed", key, f"the backend no longer holds request {request_id}: {gone}")
             raise GenerationFailed(f"{endpoint}: the result of {request_id} is gone: {gone}") from gone
 
+    def _held_elsewhere(self, entry: jr.Entry) -> bool:
+        """A request another live process submitted (the local backend cannot follow it)."""
+        return entry.owner != self.journal.owner and jr.owner_alive(entry.owner)
+
     async def _run(self, request: Request, arguments, cost: CostEstimate, key: str, decision) -> tuple[str, float]:
         """Inside a slot: submit (or resume) and wait until COMPLETED, which is what fal
         counts against the account's concurrency."""
@@ -334,7 +362,8 @@ class Generator:
         try:
             if decision.action == jr.Action.SUBMIT:
                 if decision.previous_state == jr.State.IN_DOUBT:
-                    self.on_event(f"{endpoint}: {key[:12]} was claimed by a process that died before fal answered; sending it again")
+                    self.on_event(f"warning: {endpoint}: {key[:12]} was sent before but fal's answer never reached the journal "
+                                  f"({decision.entry.error or 'its process died'}); sending it again")
                 request_id = await self._submit(request, arguments, cost, key)
             else:
                 request_id = decision.request_id
@@ -356,21 +385,53 @@ class Generator:
             await self._journal("mark_failed", key, f"not sent: {exc}")
             raise
         try:
-            sendable = copy.deepcopy(arguments)
-            for path, local in sorted(request.files.items()):
-                data = Path(local).read_bytes()
-                url = await self._retry(f"upload {path}", lambda: self.backend.upload(data, content_type_for(local), Path(local).name))
-                set_path(sendable, path, url)
-            request_id = await self._holding_claim(
-                key, self._retry(f"submit {endpoint}", lambda: self.backend.submit(endpoint, sendable))
-            )
+            request_id = await self._holding_claim(key, self._send(request, arguments, key))
+        except MaybeAccepted as exc:  # it may be billed: the budget keeps counting it
+            await self._journal("mark_in_doubt", key, str(exc))
+            raise
+        except ClaimLost:
+            self.guard.release(cost.cost_usd)
+            raise  # the row is another process's now: leave it alone
         except BaseException as exc:
             self.guard.release(cost.cost_usd)
             await self._journal("mark_failed", key, f"not sent: {type(exc).__name__}: {exc}")
             raise
-        await self._journal("mark_submitted", key, request_id)
-        self.on_event(f"{endpoint}: submitted {request_id} (estimated ${cost.cost_usd:.4f})")
+        self.on_event(f"{endpoint}: submitted {request_id} (estimated ${cost.cost_usd:.4f})")  # logged before anything can fail
+        await self._record_submitted(endpoint, key, request_id)
         return request_id
+
+    async def _send(self, request: Request, arguments: dict[str, Any], key: str) -> str:
+        """Upload the files, make sure the claim is still ours, then submit once."""
+        endpoint = request.endpoint
+        sendable = copy.deepcopy(arguments)
+        for path, local in sorted(request.files.items()):
+            data = Path(local).read_bytes()
+            url = await self._retry(f"upload {path}", lambda: self.backend.upload(data, content_type_for(local), Path(local).name),
+                                    timeout=self.settings.download_timeout)
+            set_path(sendable, path, url)
+        if not await self._journal("renew", key):
+            raise ClaimLost(f"{endpoint}: {key[:12]}: another process took over this claim; not sent")
+        return await self._retry(f"submit {endpoint}", lambda: self.backend.submit(endpoint, sendable), send=True)
+
+    async def _record_submitted(self, endpoint: str, key: str, request_id: str) -> None:
+        """Journal the request id; if the journal cannot take it, cancel the job rather
+        than leave a paid request that a rerun would not know about."""
+        for attempt in range(5):
+            try:
+                await self._journal("mark_submitted", key, request_id)
+                return
+            except jr.JournalStateError as exc:
+                error: Exception = exc
+                break  # the claim is gone: retrying cannot help
+            except Exception as exc:  # noqa: BLE001 - a database hiccup (locked, connection lost)
+                error = exc
+                await asyncio.sleep(0.2 * 2**attempt)
+        try:
+            await self.backend.cancel(endpoint, request_id)
+            fate = "cancelled it (fal does not bill a request cancelled while queued)"
+        except Exception as cancel_error:  # noqa: BLE001
+            fate = f"could not cancel it ({cancel_error}); it may be billed"
+        raise GenerationFailed(f"{endpoint}: request {request_id} was accepted but the journal could not record it ({error}); {fate}")
 
     async def _holding_claim(self, key: str, call):
         """Await ``call`` while renewing the claim's lease, so a slow submit (fal_client
@@ -438,6 +499,9 @@ class Generator:
             data = item.pop("data")
             saved = self.store.put(data, suffix=item["suffix"])
             stored.append(dict(item, path=str(saved.path), sha256=saved.sha256, size=saved.size))
+        finished = await self._journal("get", key)
+        if finished is not None and finished.state == jr.State.COMPLETED:
+            return self._from_entry(finished, cost, cache_hit=True)  # another process followed it too and recorded it
         entry = await self._journal(
             "mark_completed", key, files=stored, cost_usd=billed, cost_kind=kind, result=without_urls(result), timings=timings
         )
@@ -454,7 +518,7 @@ class Generator:
                 size = verify_file(data, content_type, item, f"{request_id} {slot}")
                 return data, content_type, size
 
-            data, content_type, size = await self._retry(f"download {request_id} {slot}", fetch)
+            data, content_type, size = await self._retry(f"download {request_id} {slot}", fetch, timeout=self.settings.download_timeout)
             entry = {"slot": slot, "content_type": content_type, "suffix": suffix_for(content_type, item["url"]), "data": data}
             if size:
                 entry["width"], entry["height"] = size

@@ -198,13 +198,16 @@ def _dump(value: Any) -> str | None:
 
 
 def _check_no_secret(text: str | None, what: str) -> None:
-    """Refuse to store anything that contains FAL_KEY (or either half of it)."""
-    secret = os.environ.get("FAL_KEY", "")
-    if not text or len(secret) < 8:
+    """Refuse to store anything that contains the fal key (or either half of it)."""
+    if not text:
         return
-    parts = [secret] + [p for p in secret.split(":") if len(p) >= 8]
-    if any(part in text for part in parts):
-        raise ValueError(f"journal: refusing to store {what}: it contains the FAL_KEY secret")
+    for name in ("FAL_KEY", "FAL_AI_API_KEY"):
+        secret = os.environ.get(name, "")
+        if len(secret) < 8:
+            continue
+        parts = [secret] + [p for p in secret.split(":") if len(p) >= 8]
+        if any(part in text for part in parts):
+            raise ValueError(f"journal: refusing to store {what}: it contains the {name} secret")
 
 
 class Journal:
@@ -333,6 +336,13 @@ class Journal:
             return conn.execute(stmt).rowcount == 1
 
     # -- transitions ----------------------------------------------------------------
+
+    def mark_in_doubt(self, key: str, reason: str) -> Entry:
+        """The owner sent the submit but its answer was lost: fal may or may not hold a
+        job for it. The next ``begin`` sends it again (fal has no idempotency key)."""
+        _check_no_secret(reason, "reason")
+        return self._transition(key, own=(State.CLAIMED,), anyone=(), idempotent=State.IN_DOUBT,
+                                state=State.IN_DOUBT.value, error=reason, lease_until=None)
 
     def mark_submitted(self, key: str, request_id: str) -> Entry:
         """Record fal's request id. Only the claim's owner may (also once in_doubt)."""

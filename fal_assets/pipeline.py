@@ -8,7 +8,6 @@ The Dagster layer passes its fal resource here; tests and scripts pass
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -61,6 +60,7 @@ def reference_images(spec: CharacterSpec, folder: Path, generate: Generate) -> R
         if not found:
             raise FalAssetsError(f"{spec.source}: references_dir: {spec.references_path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
         images = {p.stem: _copy(p, folder / p.name) for p in found}
+        remove_stale(folder, set(images.values()))
         return References(folder, images, source=str(spec.references_path))
     views = list(spec.views)
     outcomes = _ok(generate([reference_request(spec, view) for view in views]), f"{spec.name} reference")
@@ -69,6 +69,7 @@ def reference_images(spec: CharacterSpec, folder: Path, generate: Generate) -> R
         stored = generation.paths[0]
         images[view] = _copy(stored, folder / f"{view}{stored.suffix}")
         generations[view] = generation
+    remove_stale(folder, set(images.values()))  # the dataset zips this folder
     return References(folder, images, generations)
 
 
@@ -147,16 +148,11 @@ def sprite(image_path: Path, out_path: Path, cutter) -> Sprite:
     return Sprite(Path(out_path).stem, Path(out_path), result.method, dict(result.details))
 
 
-def remove_stale(folder: Path, keep: set[str]) -> list[Path]:
-    """Delete files in ``folder`` whose stem is not in ``keep`` (a pose removed from a spec)."""
-    removed = []
-    if Path(folder).is_dir():
-        for path in Path(folder).iterdir():
-            if path.is_file() and path.stem not in keep:
-                path.unlink()
-                removed.append(path)
+def remove_stale(folder: Path, keep: set[Path]) -> list[Path]:
+    """Delete files in ``folder`` that are not in ``keep``: a renamed or removed view, a
+    file left under another suffix. (A stale reference image would be trained into the LoRA.)"""
+    kept = {Path(p).resolve() for p in keep}
+    removed = [p for p in Path(folder).iterdir() if p.is_file() and p.resolve() not in kept] if Path(folder).is_dir() else []
+    for path in removed:
+        path.unlink()
     return removed
-
-
-def clear(folder: Path) -> None:
-    shutil.rmtree(folder, ignore_errors=True)

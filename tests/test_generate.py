@@ -97,7 +97,7 @@ def env(tmp_path):
 
 
 def run(backend, journal, store, requests, **settings):
-    settings = Settings(backend="fal", store_root=store.root, poll_interval=0.0, retry_base=0.0, call_timeout=5, **settings)
+    settings = Settings(**{"backend": "fal", "store_root": store.root, "poll_interval": 0.0, "retry_base": 0.0, "call_timeout": 5, **settings})
     events = []
 
     async def main():
@@ -261,3 +261,88 @@ def test_pure_helpers():
     result = {"images": [{"url": "https://x/0.png"}], "diffusers_lora_file": {"url": "https://x/w"}}
     assert [slot for slot, _ in output_slots(result)] == ["images.0", "diffusers_lora_file"]
     assert without_urls(result)["images"][0] == {"url_expired": "https://x/0.png"}
+
+
+def test_a_lost_submit_answer_is_in_doubt_and_sent_again_once(env):
+    from fal_assets.backends import MaybeAccepted
+
+    journal, store, _ = env
+    backend = ScriptedBackend(faults={"submit": [MaybeAccepted("read timeout")]})
+    (gen,), _, events = run(backend, journal, store, [PRO])
+    assert not isinstance(gen, BaseException), gen
+    assert len(backend.submits) == 1 and journal.get(gen.key).attempts == 2
+    assert any(e.startswith("warning:") and "fal may bill both" in e for e in events)
+
+
+def test_a_lost_submit_answer_can_stop_and_ask(env):
+    from fal_assets.backends import MaybeAccepted
+
+    journal, store, _ = env
+    backend = ScriptedBackend(faults={"submit": [MaybeAccepted("read timeout")]})
+    (err,), _, _ = run(backend, journal, store, [PRO], resubmit_in_doubt=False)
+    assert isinstance(err, GenerationFailed) and "in doubt" in str(err)
+    (entry,) = journal.entries()
+    assert entry.state == jr.State.IN_DOUBT and backend.submits == []
+
+
+def test_a_submit_that_never_answers_is_not_retried_blindly(env):
+    journal, store, _ = env
+
+    class Slow(ScriptedBackend):
+        async def submit(self, endpoint, arguments):
+            self.submits.append(arguments)
+            await asyncio.sleep(10)
+
+    backend = Slow()
+    (err,), _, _ = run(backend, journal, store, [PRO], call_timeout=0.2, resubmit_in_doubt=False)
+    assert isinstance(err, GenerationFailed) and "no answer within" in str(err)
+    assert len(backend.submits) == 1 and journal.entries()[0].state == jr.State.IN_DOUBT
+
+
+def test_a_claim_taken_over_during_upload_is_not_sent(env, tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    journal, store, _ = env
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(b"w")
+    request = Request("fal-ai/flux-2/lora", {"prompt": "x_char", "loras": [{"path": "", "scale": 1.0}], "seed": 3},
+                      files={"loras.0.path": weights})
+    later = jr.Journal(journal.url, clock=lambda: datetime.now(timezone.utc) + timedelta(hours=1))
+
+    class SlowUpload(ScriptedBackend):
+        async def upload(self, data, content_type, file_name):
+            (entry,) = later.entries()
+            later.begin(entry.key, entry.endpoint, entry.arguments, backend="fal", estimate_usd=0.02)  # takes the claim over
+            return "mem://upload/w"
+
+    backend = SlowUpload()
+    (err,), _, _ = run(backend, journal, store, [request])
+    assert "another process took over" in str(err) and backend.submits == []
+    assert journal.entries()[0].owner == later.owner
+
+
+def test_a_second_follower_of_the_same_request_reports_no_cost(env):
+    journal, store, _ = env
+    run(ScriptedBackend(faults={"status": [TransientError("503")] * 10}), journal, store, [PRO], retries=2)
+    (entry,) = journal.entries()
+    first, second = ScriptedBackend(), ScriptedBackend()
+    for backend in (first, second):
+        backend.known.add(entry.request_id)
+        backend.polls[entry.request_id] = 0
+    (a,), _, _ = run(first, journal, store, [PRO])
+    journal_entry = journal.get(a.key)
+    # the second follower had fetched the result too, then finds it recorded: a cache hit
+    generator = Generator(second, journal, store, Settings(backend="fal", store_root=store.root, poll_interval=0.0))
+    collected = asyncio.run(generator._collect(PRO, generator.prepare(PRO)[1], a.key, entry.request_id, 0.0))
+    assert a.cost_usd == pytest.approx(0.03) and collected.cache_hit and collected.cost_usd == 0
+    assert journal.get(a.key).cost_usd == journal_entry.cost_usd  # counted once
+
+
+def test_fal_backend_downloads_only_web_and_data_urls(monkeypatch):
+    from fal_assets.backends.fal import FalBackend
+    from fal_assets.errors import FalAssetsError
+
+    backend = FalBackend(key="test-key-not-real")
+    with pytest.raises(FalAssetsError, match="must be https, http or data"):
+        asyncio.run(backend.download("file:///proc/self/environ"))
+    assert asyncio.run(backend.download("data:text/plain;base64,aGk=")) == (b"hi", "text/plain")

@@ -69,3 +69,16 @@ def test_requests_validate_before_anything_is_sent(glitch, tmp_path):
     arguments = dict(pose.arguments, loras=[{"path": "https://x/w.safetensors", "scale": 1.0}])
     validate(pose.endpoint, arguments)
     assert pose.labels == {"character": "glitch", "pose": "run", "asset": "pose_images", "profile": "draft"}
+
+
+def test_a_stale_reference_never_reaches_the_dataset(tmp_path):
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    Image.new("RGB", (8, 8)).save(refs / "front.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old_view.png").write_bytes(b"left from an earlier spec")
+    spec_file = tmp_path / "me.yaml"
+    spec_file.write_text("name: me\ntrigger_word: me_char\ndescription: a knight\nstyle: flat\nposes: {idle: standing}\nreferences_dir: refs\n")
+    pipeline.reference_images(load_spec(spec_file), out, never)
+    assert sorted(p.name for p in out.iterdir()) == ["front.png"]

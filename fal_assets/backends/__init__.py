@@ -1,8 +1,8 @@
 """Generation backends behind one interface: the real fal queue and an offline renderer."""
 
-from .base import Backend, QueueStatus, RequestGone, TransientError
+from .base import Backend, MaybeAccepted, QueueStatus, RequestGone, TransientError
 
-__all__ = ["Backend", "QueueStatus", "RequestGone", "TransientError", "make_backend"]
+__all__ = ["Backend", "MaybeAccepted", "QueueStatus", "RequestGone", "TransientError", "make_backend"]
 
 
 def make_backend(name: str, **options) -> Backend:

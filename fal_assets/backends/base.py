@@ -24,6 +24,11 @@ class TransientError(Exception):
     """A failure worth retrying: 429, 5xx, a dropped connection, a timeout."""
 
 
+class MaybeAccepted(TransientError):
+    """A submit whose answer was lost after it was sent (a read timeout, a connection
+    dropped mid-answer): fal may hold a paid job for it, and no client can tell."""
+
+
 class RequestGone(Exception):
     """The backend no longer knows this request id (fal keeps results about an hour)."""
 

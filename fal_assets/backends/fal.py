@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 
 from ..errors import FalAssetsError, InvalidInput, Problem
-from ..media import read_local, to_data_uri
-from .base import QueueStatus, RequestGone, TransientError
+from ..media import decode_data_uri, to_data_uri
+from .base import MaybeAccepted, QueueStatus, RequestGone, TransientError
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
@@ -99,7 +99,21 @@ class FalBackend:
             raise translated from exc
 
     async def submit(self, endpoint: str, arguments: dict[str, Any]) -> str:
-        handle = await self._call(endpoint, self._client.submit(endpoint, arguments))
+        """One submit. 429 and 5xx (fal bills neither) and a connection never made are
+        ``TransientError``: safe to send again. An answer lost after the request went out
+        is ``MaybeAccepted``. (fal_client itself re-sends on some transport errors; that
+        window is its own and cannot be closed from outside.)"""
+        try:
+            handle = await self._client.submit(endpoint, arguments)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise TransientError(f"{endpoint}: submit could not connect: {type(exc).__name__}") from exc
+        except (httpx.TransportError, self._fal.FalClientTimeoutError, TimeoutError) as exc:
+            raise MaybeAccepted(f"{endpoint}: the submit's answer was lost ({type(exc).__name__})") from exc
+        except Exception as exc:
+            translated = self._translate(endpoint, exc)
+            if translated is exc:
+                raise
+            raise translated from exc
         return handle.request_id
 
     async def status(self, endpoint: str, request_id: str) -> QueueStatus:
@@ -116,9 +130,10 @@ class FalBackend:
         return await self._call(endpoint, handle.get())
 
     async def download(self, url: str) -> tuple[bytes, str]:
-        local = read_local(url)
-        if local is not None:
-            return local
+        if url.startswith("data:"):
+            return decode_data_uri(url)
+        if not url.startswith(("https://", "http://")):
+            raise FalAssetsError(f"refusing to download {url[:60]!r}: a result URL must be https, http or data")
         try:
             response = await self._http.get(url)
         except httpx.TransportError as exc:
