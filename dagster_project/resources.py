@@ -33,6 +33,7 @@ class FalResource(dg.ConfigurableResource):
     budget_period: str = Field("month", description="day, week or month")
     poll_interval: float = Field(0.1, description="seconds between status polls")
     call_timeout: float = Field(30.0, description="timeout of each HTTP call, seconds")
+    resubmit_in_doubt: bool = Field(True, description="send again (once) a submit whose answer was lost; False: stop and ask")
 
     @property
     def chosen_backend(self) -> str:
@@ -49,6 +50,7 @@ class FalResource(dg.ConfigurableResource):
             budget=Budget(self.budget_per_run_usd, self.budget_per_period_usd, self.budget_period),
             poll_interval=self.poll_interval,
             call_timeout=self.call_timeout,
+            resubmit_in_doubt=self.resubmit_in_doubt,
             run_id=run_id,
         )
 
