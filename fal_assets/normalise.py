@@ -125,6 +125,30 @@ def content_box(image: Image.Image, alpha_threshold: int = 8) -> tuple[int, int,
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
+def estimate_lifts(cutouts: Mapping[str, Image.Image], stances: Mapping[str, str], alpha_threshold: int = 8) -> dict[str, float]:
+    """Lifts of the airborne poses, read off the source frames: how much higher a jump's
+    lowest pixel sits above the standing poses' ground line (the median gap between their
+    feet and the frame's bottom), as a fraction of the standing height. Needs frames of
+    one size and framing (one character's pose images); gives nothing without a standing
+    pose to measure the ground against."""
+    gaps, heights = {}, {}
+    for name, image in cutouts.items():
+        box = content_box(image, alpha_threshold)
+        if box is not None:
+            gaps[name] = (image.height - box[3]) / image.height
+            heights[name] = (box[3] - box[1]) / image.height
+    standing = [n for n in gaps if stances.get(n, "standing") == "standing"]
+    if not standing:
+        return {}
+    ground = statistics.median(gaps[n] for n in standing)
+    height = statistics.median(heights[n] for n in standing)
+    return {
+        name: round(min(2.0, (gaps[name] - ground) / height), 4)
+        for name in gaps
+        if stances.get(name) == "airborne" and gaps[name] > ground
+    }
+
+
 def feet_centre(image: Image.Image, alpha_threshold: int = 8) -> float:
     """x of the middle of the opaque span in the lowest rows (``FEET_BAND`` of the height)."""
     alpha = np.asarray(image.convert("RGBA"))[..., 3] > alpha_threshold
@@ -262,6 +286,7 @@ __all__ = [
     "NormalisedPose",
     "NormalisedSet",
     "content_box",
+    "estimate_lifts",
     "feet_centre",
     "normalise_poses",
     "resize_rgba",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from . import atomic
 from .errors import InvalidInput, Problem
-from .normalise import normalise_poses, write_poses
+from .normalise import estimate_lifts, normalise_poses, write_poses
 from .sheets import contact_sheet, pack_atlas, write_atlas
 from .spec import CharacterSpec
 
@@ -39,7 +39,8 @@ def build_sheet(spec: CharacterSpec, cutouts_dir: Path, character_dir: Path) -> 
     for pose in spec.poses:
         with Image.open(cutouts_dir / f"{pose}.png") as image:
             cutouts[pose] = image.convert("RGBA")
-    normalised = normalise_poses(cutouts, stances={name: p.stance for name, p in spec.poses.items()})
+    stances = {name: p.stance for name, p in spec.poses.items()}
+    normalised = normalise_poses(cutouts, stances=stances, lifts=estimate_lifts(cutouts, stances))
     poses_dir = character_dir / POSES_DIR
     written = write_poses(normalised, poses_dir)
     atlas = pack_atlas(normalised.images, pivots=normalised.pivots)

@@ -166,3 +166,22 @@ def test_write_poses(poses, tmp_path):
     manifest = json.loads((tmp_path / "out" / "poses.json").read_text())
     assert manifest["poses"]["jump"]["pivot"] == list(result.poses["jump"].pivot)
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_jump_keeps_its_lift_above_the_shared_ground():
+    from PIL import Image, ImageDraw
+
+    from fal_assets.normalise import estimate_lifts, normalise_poses
+
+    def frame(top, bottom):
+        image = Image.new("RGBA", (100, 200), (0, 0, 0, 0))
+        ImageDraw.Draw(image).rectangle([40, top, 60, bottom], fill=(200, 0, 0, 255))
+        return image
+
+    cutouts = {"idle": frame(80, 179), "wave": frame(80, 179), "jump": frame(40, 139)}  # 40 px off the ground
+    stances = {"idle": "standing", "wave": "standing", "jump": "airborne"}
+    lifts = estimate_lifts(cutouts, stances)
+    assert lifts == {"jump": pytest.approx(0.4, abs=0.01)}
+    poses = normalise_poses(cutouts, stances=stances, lifts=lifts).poses
+    assert poses["jump"].box[3] < poses["idle"].box[3] - 0.35 * (poses["idle"].box[3] - poses["idle"].box[1])
+    assert estimate_lifts({"jump": cutouts["jump"]}, {"jump": "airborne"}) == {}  # no standing pose: no ground
