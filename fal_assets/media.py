@@ -19,6 +19,7 @@ CONTENT_TYPES = {
     ".zip": "application/zip",
     ".safetensors": "application/octet-stream",
     ".json": "application/json",
+    ".txt": "text/plain",
 }
 SUFFIXES = {
     "image/png": ".png",
@@ -30,8 +31,16 @@ SUFFIXES = {
 
 
 def content_type_for(path: str | Path) -> str:
-    suffix = Path(str(path)).suffix.lower()
-    return CONTENT_TYPES.get(suffix) or mimetypes.guess_type(str(path))[0] or "application/octet-stream"
+    """The content type of a file (or a bare suffix such as ``.png``), by its name."""
+    name = str(path).lower()
+    name = f"file{name}" if name.startswith(".") else name
+    suffix = Path(name).suffix
+    if suffix in CONTENT_TYPES:
+        return CONTENT_TYPES[suffix]
+    kind, encoding = mimetypes.guess_type(name)
+    if encoding:  # .tar.gz is gzip bytes, whatever is inside
+        return "application/gzip" if encoding == "gzip" else "application/octet-stream"
+    return kind or "application/octet-stream"
 
 
 def suffix_for(content_type: str, url: str = "") -> str:

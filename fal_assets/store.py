@@ -9,19 +9,17 @@ are stored once.
 from __future__ import annotations
 
 import hashlib
-import mimetypes
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from . import atomic
+from .media import content_type_for
 
 QUARANTINE = "quarantine"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _SUFFIX = re.compile(r"(\.[A-Za-z0-9_-]+)+")
-_EXTRA_TYPES = {".safetensors": "application/octet-stream", ".webp": "image/webp",
-                ".json": "application/json", ".zip": "application/zip"}
 
 
 @dataclass(frozen=True)
@@ -35,16 +33,6 @@ class StoredFile:
         """JSON-ready form (for the request journal and asset metadata)."""
         return {"path": str(self.path), "sha256": self.sha256, "size": self.size,
                 "content_type": self.content_type}
-
-
-def content_type_for(suffix: str) -> str:
-    suffix = suffix.lower()
-    if suffix in _EXTRA_TYPES:
-        return _EXTRA_TYPES[suffix]
-    kind, encoding = mimetypes.guess_type(f"file{suffix}")
-    if encoding:  # .tar.gz is gzip bytes, whatever is inside
-        return "application/gzip" if encoding == "gzip" else "application/octet-stream"
-    return kind or "application/octet-stream"
 
 
 def sha256_of(path: Path, chunk: int = 1 << 20) -> str:

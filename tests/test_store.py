@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from fal_assets.store import ContentStore, StoredFile, content_type_for
+from fal_assets.media import content_type_for
+from fal_assets.store import ContentStore, StoredFile
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 
