@@ -38,7 +38,7 @@ class JobOutput:
         return result
 
 
-def default_seed(arguments: dict[str, Any]) -> int:
+def default_seed() -> int:
     """The seed a request without one gets: random, as fal does."""
     return random.SystemRandom().randrange(0, 2**32)
 
@@ -63,7 +63,7 @@ def run_job(endpoint: str, arguments: dict[str, Any], fetch: Fetch) -> JobOutput
 
     arguments = dict(arguments)
     if "seed" not in arguments:
-        arguments["seed"] = default_seed(arguments)
+        arguments["seed"] = default_seed()
     inputs = [Image.open(io.BytesIO(fetch(url)[0])).convert("RGB") for url in input_urls(arguments)]
     loras = [
         (render.load_lora(fetch(entry["path"])[0]), float(entry.get("scale", 1.0)))
