@@ -35,12 +35,10 @@ from fal_assets.errors import FalAssetsError, InvalidInput  # noqa: E402
 from fal_assets.plan import Refresh, by_stage, mark_cached, plan_character, pose_runs, refresh_needed, total_usd  # noqa: E402
 from fal_assets.spec import CharacterSpec, scan_specs  # noqa: E402
 
-from . import assets, checks  # noqa: E402
-from .demo import QUIET, quiet_instance_home, register  # noqa: E402
-from .partitions import join, poses  # noqa: E402
+from .definitions import build_defs, graph  # noqa: E402
+from .demo import QUIET, quiet_instance_home  # noqa: E402
+from .partitions import join  # noqa: E402
 from .schedules import CHAIN, CHARACTER_TAG, RANGE_END, RANGE_START, STAGE_TAG, recorded_state  # noqa: E402
-
-EVERYTHING = [*assets.ALL, *checks.ALL]
 
 
 def usd(amount: float) -> str:
@@ -165,21 +163,20 @@ def dry_run(chosen: Mapping[str, CharacterSpec], works: Mapping[str, Refresh], p
 # --------------------------------------------------------------------------- real run
 
 
-def materialize(instance, resources, selection, tags, **options) -> bool:
-    result = dg.materialize(EVERYTHING, selection=selection, instance=instance, resources=resources,
+def materialize(everything, instance, resources, selection, tags, **options) -> bool:
+    result = dg.materialize(everything, selection=selection, instance=instance, resources=resources,
                             tags=tags, raise_on_error=False, **options)
     return result.success
 
 
-def run_character(instance, resources, spec: CharacterSpec, work: Refresh, profile: str) -> bool:
+def run_character(everything, instance, resources, spec: CharacterSpec, work: Refresh, profile: str) -> bool:
     name = spec.name
     tags = {CHARACTER_TAG: name, "fal_assets/trigger": "backfill"}
     steps = []
     if work.chain:
         steps.append(("chain", list(CHAIN), {"partition_key": name}))
-    order = list(instance.get_dynamic_partitions(poses.name))
     pose_config = {**QUIET, "ops": {"pose_images": {"config": {"profile": profile}}}}
-    for group in pose_runs(order, spec.poses, work.poses):
+    for group in pose_runs(spec.poses, spec.poses, work.poses):
         if len(group) == 1:
             options = {"partition_key": join(name, group[0])}
         else:
@@ -190,7 +187,7 @@ def run_character(instance, resources, spec: CharacterSpec, work: Refresh, profi
     for stage, selection, options in steps:
         options.setdefault("run_config", QUIET)
         step_tags = {**tags, STAGE_TAG: stage.split(" ")[0], **options.pop("tags", {})}
-        if not materialize(instance, resources, selection, step_tags, **options):
+        if not materialize(everything, instance, resources, selection, step_tags, **options):
             print(f"{name}: {stage} failed; see `dagster dev` for the run", file=sys.stderr)
             return False
         print(f"{name}: {stage} done")
@@ -231,11 +228,11 @@ def run(args: argparse.Namespace, resources: Mapping) -> int:
         works = {name: work_for(spec, wanted_poses, args.stale, recorded) for name, spec in chosen.items()}
         if args.dry_run:
             return dry_run(chosen, works, args.profile, resources)
-        register(instance, chosen)
+        everything = graph(build_defs(str(folder)))
         before, billed_before, estimated_before = journal_spend(resources)
         failed = [name for name, spec in chosen.items()
-                  if not works[name].empty and not run_character(instance, resources, spec, works[name], args.profile)]
-        if not materialize(instance, resources, ["cost_report"], {"fal_assets/trigger": "backfill"}, run_config=QUIET):
+                  if not works[name].empty and not run_character(everything, instance, resources, spec, works[name], args.profile)]
+        if not materialize(everything, instance, resources, ["cost_report"], {"fal_assets/trigger": "backfill"}, run_config=QUIET):
             failed.append("cost_report")
     after, billed, estimated = journal_spend(resources)
     print(

@@ -7,7 +7,7 @@ from fal_assets import quality
 from fal_assets.catalog import output_size
 
 from . import meta
-from .partitions import character_pose, characters, split
+from .partitions import LibraryPartitions, split
 from .resources import CharacterLibrary, StoreResource
 
 
@@ -20,43 +20,67 @@ def _result(problems: dict[str, list[str]], severity=dg.AssetCheckSeverity.ERROR
     )
 
 
-@dg.asset_check(asset="training_dataset", partitions_def=characters, blocking=True)
-def dataset_rules(context: dg.AssetCheckExecutionContext, characters: CharacterLibrary, store: StoreResource) -> dg.AssetCheckResult:
-    """9-50 images of at least 1024 px, each with a caption holding the trigger word."""
-    found = {}
-    for character in context.partition_keys:
-        spec = characters.spec(character)
-        found[character] = quality.dataset_problems(store.path(character, "dataset.zip"), spec.trigger_word)
-    return _result(found)
+def build(parts: LibraryPartitions) -> list[dg.AssetChecksDefinition]:
+    """The checks over ``parts`` (per character and per real pose pair)."""
 
+    @dg.asset_check(asset="training_dataset", partitions_def=parts.characters, blocking=True)
+    def dataset_rules(context: dg.AssetCheckExecutionContext, characters: CharacterLibrary, store: StoreResource) -> dg.AssetCheckResult:
+        """9-50 images of at least 1024 px, each with a caption holding the trigger word."""
+        found = {}
+        for character in context.partition_keys:
+            spec = characters.spec(character)
+            found[character] = quality.dataset_problems(store.path(character, "dataset.zip"), spec.trigger_word)
+        return _result(found)
 
-@dg.asset_check(asset="character_lora", partitions_def=characters, blocking=True)
-def lora_weights_present(context: dg.AssetCheckExecutionContext, store: StoreResource) -> dg.AssetCheckResult:
-    """The weights file is kept, parses as safetensors, and matches its recorded hash."""
-    found, hashes = {}, {}
-    for character in context.partition_keys:
-        weights = store.path(character, "lora", "pytorch_lora_weights.safetensors")
-        recorded = _recorded(context, "character_lora", character, "weights_sha256")
-        found[character] = quality.lora_problems(weights, recorded)
-        hashes[character] = meta.file_sha(weights) if weights.is_file() else None
-    return _result(found, sha256=dg.MetadataValue.json(hashes))
+    @dg.asset_check(asset="character_lora", partitions_def=parts.characters, blocking=True)
+    def lora_weights_present(context: dg.AssetCheckExecutionContext, store: StoreResource) -> dg.AssetCheckResult:
+        """The weights file is kept, parses as safetensors, and matches its recorded hash."""
+        found, hashes = {}, {}
+        for character in context.partition_keys:
+            weights = store.path(character, "lora", "pytorch_lora_weights.safetensors")
+            recorded = _recorded(context, "character_lora", character, "weights_sha256")
+            found[character] = quality.lora_problems(weights, recorded)
+            hashes[character] = meta.file_sha(weights) if weights.is_file() else None
+        return _result(found, sha256=dg.MetadataValue.json(hashes))
 
+    @dg.asset_check(asset="pose_images", partitions_def=parts.poses, blocking=True)
+    def pose_image_valid(context: dg.AssetCheckExecutionContext, characters: CharacterLibrary, store: StoreResource) -> dg.AssetCheckResult:
+        """Each pose image decodes, has the asked size, is not blank and was not flagged."""
+        found = {}
+        for key in context.partition_keys:
+            character, pose = split(key)
+            spec = characters.spec(character)
+            path = meta.existing(store.path(character, "poses_raw"), pose)
+            if path is None:
+                found[key] = ["no pose image"]
+                continue
+            found[key] = quality.image_problems(path, None) + _size_problem(path, spec)
+        return _result(found)
 
-@dg.asset_check(asset="pose_images", partitions_def=character_pose, blocking=True)
-def pose_image_valid(context: dg.AssetCheckExecutionContext, characters: CharacterLibrary, store: StoreResource) -> dg.AssetCheckResult:
-    """Each pose image decodes, has the asked size, is not blank and was not flagged."""
-    found = {}
-    for key in context.partition_keys:
-        character, pose = split(key)
-        spec = characters.spec(character)
-        path = meta.existing(store.path(character, "poses_raw"), pose)
-        if pose not in spec.poses:
-            continue
-        if path is None:
-            found[key] = ["no pose image"]
-            continue
-        found[key] = quality.image_problems(path, None) + _size_problem(path, spec)
-    return _result(found)
+    @dg.asset_check(asset="sprites", partitions_def=parts.poses)
+    def sprite_transparency(context: dg.AssetCheckExecutionContext, characters: CharacterLibrary, store: StoreResource) -> dg.AssetCheckResult:
+        """Real transparency: alpha coverage within bounds and the subject not cut at the border."""
+        found = {}
+        for key in context.partition_keys:
+            character, pose = split(key)
+            path = store.path(character, "cutouts", f"{pose}.png")
+            found[key] = quality.sprite_problems(path) if path.is_file() else ["no sprite"]
+        return _result(found)
+
+    @dg.asset_check(asset="sprites", partitions_def=parts.poses)
+    def palette_adherence(context: dg.AssetCheckExecutionContext, characters: CharacterLibrary, store: StoreResource) -> dg.AssetCheckResult:
+        """Each hex code of the spec's palette appears in the sprite (within a tolerance)."""
+        found = {}
+        for key in context.partition_keys:
+            character, pose = split(key)
+            spec = characters.spec(character)
+            path = store.path(character, "cutouts", f"{pose}.png")
+            if path.is_file():
+                misses = quality.palette_misses(path, dict(spec.palette))
+                found[key] = [f"{part} ({spec.palette[part]}) not found; nearest is {d} away" for part, d in misses.items()]
+        return _result(found, severity=dg.AssetCheckSeverity.WARN)
+
+    return [dataset_rules, lora_weights_present, pose_image_valid, sprite_transparency, palette_adherence]
 
 
 def _size_problem(path, spec) -> list[str]:
@@ -68,32 +92,6 @@ def _size_problem(path, spec) -> list[str]:
     return [] if tuple(size) in allowed else [f"{path.name}: {size[0]}x{size[1]} is none of the profile sizes {sorted(allowed)}"]
 
 
-@dg.asset_check(asset="sprites", partitions_def=character_pose)
-def sprite_transparency(context: dg.AssetCheckExecutionContext, characters: CharacterLibrary, store: StoreResource) -> dg.AssetCheckResult:
-    """Real transparency: alpha coverage within bounds and the subject not cut at the border."""
-    found = {}
-    for key in context.partition_keys:
-        character, pose = split(key)
-        path = store.path(character, "cutouts", f"{pose}.png")
-        if pose in characters.spec(character).poses:
-            found[key] = quality.sprite_problems(path) if path.is_file() else ["no sprite"]
-    return _result(found)
-
-
-@dg.asset_check(asset="sprites", partitions_def=character_pose)
-def palette_adherence(context: dg.AssetCheckExecutionContext, characters: CharacterLibrary, store: StoreResource) -> dg.AssetCheckResult:
-    """Each hex code of the spec's palette appears in the sprite (within a tolerance)."""
-    found = {}
-    for key in context.partition_keys:
-        character, pose = split(key)
-        spec = characters.spec(character)
-        path = store.path(character, "cutouts", f"{pose}.png")
-        if pose in spec.poses and path.is_file():
-            misses = quality.palette_misses(path, dict(spec.palette))
-            found[key] = [f"{part} ({spec.palette[part]}) not found; nearest is {d} away" for part, d in misses.items()]
-    return _result(found, severity=dg.AssetCheckSeverity.WARN)
-
-
 def _recorded(context, asset: str, partition: str, field: str) -> str | None:
     """A metadata value of the partition's latest materialization."""
     records = context.instance.fetch_materializations(
@@ -103,6 +101,3 @@ def _recorded(context, asset: str, partition: str, field: str) -> str | None:
         return None
     value = records[0].asset_materialization.metadata.get(field)
     return getattr(value, "value", None) if value is not None else None
-
-
-ALL = [dataset_rules, lora_weights_present, pose_image_valid, sprite_transparency, palette_adherence]

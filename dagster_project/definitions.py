@@ -1,11 +1,27 @@
-"""The code location: assets, checks, jobs, schedules, sensors and resources."""
+"""The code location: assets, checks, jobs, schedules, sensors and resources.
+
+The partitions come from the character specs in ``$FAL_ASSETS_CHARACTERS`` (default
+``characters``) as they are when this module loads; ``build_defs`` makes the same for
+any folder (the demo, the backfill command and the tests use it).
+"""
+
+from __future__ import annotations
 
 import os
+import warnings
 
 import dagster as dg
 
+from fal_assets.spec import scan_specs
+
 from . import assets, checks, schedules, sensors
+from .partitions import LibraryPartitions
 from .resources import CharacterLibrary, CutoutResource, FalResource, StoreResource
+
+# Dagster marks some APIs we rely on (backfill policies, partitioned checks) as beta/preview.
+warnings.filterwarnings("ignore", message=r".*currently in (beta|preview)")
+
+FOLDER_ENV = "FAL_ASSETS_CHARACTERS"
 
 
 def fal_resource() -> FalResource:
@@ -19,16 +35,36 @@ def fal_resource() -> FalResource:
     return FalResource(**options)
 
 
-defs = dg.Definitions(
-    assets=assets.ALL,
-    asset_checks=checks.ALL,
-    jobs=schedules.JOBS,
-    schedules=schedules.SCHEDULES,
-    sensors=sensors.SENSORS,
-    resources={
-        "fal": fal_resource(),
-        "store": StoreResource(),
-        "cutout": CutoutResource(),
-        "characters": CharacterLibrary(),
-    },
-)
+def library_partitions(folder: str) -> LibraryPartitions:
+    """The partitions of the specs in ``folder`` that load cleanly (the sensor reports the others)."""
+    specs, _ = scan_specs(folder)
+    return LibraryPartitions.of_specs(specs)
+
+
+def build_defs(folder: str | None = None, resources: dict | None = None, reload=None) -> dg.Definitions:
+    """Everything for the specs in ``folder``; ``resources`` replace the defaults by key."""
+    folder = folder or os.environ.get(FOLDER_ENV, "characters")
+    parts = library_partitions(folder)
+    sensor = sensors.build(parts) if reload is None else sensors.build(parts, reload=reload)
+    return dg.Definitions(
+        assets=assets.build(parts),
+        asset_checks=checks.build(parts),
+        jobs=schedules.JOBS,
+        schedules=schedules.build(parts),
+        sensors=[sensor],
+        resources={
+            "fal": fal_resource(),
+            "store": StoreResource(),
+            "cutout": CutoutResource(),
+            "characters": CharacterLibrary(folder=folder),
+            **(resources or {}),
+        },
+    )
+
+
+def graph(defs: dg.Definitions) -> list:
+    """The assets and checks of ``defs``, for ``dg.materialize``."""
+    return [*defs.assets, *defs.asset_checks]
+
+
+defs = build_defs()

@@ -7,40 +7,27 @@ run would have cost on fal.
 
 import os
 import sys
-import warnings
 from pathlib import Path
 
-# Dagster marks some APIs we rely on (backfill policies, partitioned checks) as beta/preview.
-warnings.filterwarnings("ignore", message=r".*currently in (beta|preview)")
+import dagster as dg
 
-import dagster as dg  # noqa: E402
-
-from fal_assets.costs import cost_report  # noqa: E402
+from fal_assets.costs import cost_report
 from fal_assets.errors import InvalidInput
 from fal_assets.generate import Settings
 from fal_assets.spec import load_specs
 
-from . import assets, checks
-from .partitions import character_pose, characters, poses
+from .definitions import build_defs, graph
+from .partitions import join
 from .resources import CharacterLibrary, CutoutResource, FalResource, StoreResource
 
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # the full event log is in `dagster dev`
 
 
-def register(instance: dg.DagsterInstance, specs) -> None:
-    """Add the specs' characters and poses as dynamic partitions (idempotent)."""
-    for definition, keys in ((characters, list(specs)), (poses, [p for s in specs.values() for p in s.poses])):
-        known = set(instance.get_dynamic_partitions(definition.name))
-        new = list(dict.fromkeys(k for k in keys if k not in known))
-        if new:
-            instance.add_dynamic_partitions(definition.name, new)
-
-
-def pose_range(instance: dg.DagsterInstance, character: str) -> tuple[str, str]:
-    """One character's poses: a contiguous range of the character x pose keys."""
-    keys = [k for k in character_pose.get_partition_keys(dynamic_partitions_store=instance) if k.startswith(f"{character}|")]
-    return keys[0], keys[-1]
+def pose_range(spec) -> dict[str, str]:
+    """The tags of a run over one character's poses: a contiguous range of pose keys."""
+    poses = list(spec.poses)
+    return {RANGE_START: join(spec.name, poses[0]), RANGE_END: join(spec.name, poses[-1])}
 
 
 def quiet_instance_home(home: Path) -> None:
@@ -74,14 +61,12 @@ def run(folder: str = "characters", output: str = "output", workdir: str = ".fal
         "cutout": CutoutResource(),
         "characters": CharacterLibrary(folder=folder),
     }
-    everything = [*assets.ALL, *checks.ALL]
+    everything = graph(build_defs(folder))
     with dg.DagsterInstance.get() as instance:
-        register(instance, specs)
-        for name in specs:
-            start, end = pose_range(instance, name)
+        for name, spec in specs.items():
             steps = [
                 (["character_spec", "reference_images", "training_dataset", "character_lora"], {"partition_key": name}),
-                (["pose_images", "sprites"], {"tags": {RANGE_START: start, RANGE_END: end},
+                (["pose_images", "sprites"], {"tags": pose_range(spec),
                                               "run_config": {**QUIET, "ops": {"pose_images": {"config": {"profile": profile}}}}}),
                 (["sprite_sheet"], {"partition_key": name}),
             ]

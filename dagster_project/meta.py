@@ -54,8 +54,8 @@ def gallery(paths: dict[str, Path], max_side: int = 96) -> str:
 def total(gens) -> dict[str, Any]:
     gens = list(gens)
     return {
-        "cost_usd": MV.float(round(sum(g.cost_usd for g in gens), 6)),
-        "estimated_usd": MV.float(round(sum(float(g.estimate.get("cost_usd") or 0.0) for g in gens), 6)),
+        "cost_usd": MV.float(round(float(sum(g.cost_usd for g in gens)), 6)),
+        "estimated_usd": MV.float(round(float(sum(float(g.estimate.get("cost_usd") or 0.0) for g in gens)), 6)),
         "cost_kind": MV.text("billed" if any(g.cost_kind == "billed" for g in gens) else "estimated"),
         "cache_hits": MV.int(sum(g.cache_hit for g in gens)),
         "requests": MV.int(len(gens)),
@@ -105,9 +105,6 @@ def record_poses(context: dg.AssetExecutionContext, spec, poses: list[str], made
     failures = []
     for pose in poses:
         key = join(spec.name, pose)
-        if pose not in made:
-            context.add_asset_metadata({"applicable": MV.bool(False), "why": MV.text(f"{spec.name} has no pose {pose}")}, partition_key=key)
-            continue
         outcome = made[pose]
         if isinstance(outcome, BaseException):
             failures.append(f"{spec.name}/{pose}: {outcome}")
@@ -126,6 +123,24 @@ def record_poses(context: dg.AssetExecutionContext, spec, poses: list[str], made
         raise GenerationFailed("\n".join(failures))
 
 
+def source_pose(instance: dg.DagsterInstance, keys: list[str]) -> dict[str, dict[str, Any]]:
+    """Per pose key: the seed, request id and endpoint of the pose image a sprite is cut
+    from (its latest ``pose_images`` materialization; two queries for any number)."""
+    asset = dg.AssetKey("pose_images")
+    ids = instance.get_latest_storage_id_by_partition(asset, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=set(keys))
+    if not ids:
+        return {}
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=asset, storage_ids=list(ids.values())), limit=len(ids)).records
+    out = {}
+    for record in records:
+        found = record.asset_materialization.metadata
+        copied = {f"source_{k}": found[k] for k in ("request_id", "endpoint") if k in found}
+        if "seed" in found:
+            copied["seed"] = found["seed"]  # the pose's seed: the sprite is that image, cut out
+        out[record.asset_materialization.partition] = copied
+    return out
+
+
 def sprite(made) -> dict[str, Any]:
     from PIL import Image
     import numpy as np
@@ -137,6 +152,8 @@ def sprite(made) -> dict[str, Any]:
     return {
         "path": MV.path(str(made.path)),
         "method": MV.text(made.method),
+        "cost_usd": MV.float(0.0),  # cut here, not on fal
+        "backend": MV.text("local"),
         "details": MV.json(details),
         "size": MV.text(f"{size[0]}x{size[1]}"),
         "alpha_coverage": MV.float(round(float((alpha > 127).mean()), 4)),

@@ -106,16 +106,24 @@ def _cutter(method: str, model: str, model_path: str | None, alpha_matting: bool
     return make_cutter(method, model=model, model_path=model_path, rembg_options={"alpha_matting": alpha_matting} if alpha_matting else None)
 
 
+@functools.lru_cache(maxsize=256)
+def _load_spec(path: str, mtime_ns: int, size: int) -> CharacterSpec:
+    return load_spec(path)
+
+
 class CharacterLibrary(dg.ConfigurableResource):
     """The folder of character specs; partition keys come from it."""
 
     folder: str = Field("characters", description="folder of character spec YAML files")
 
     def spec(self, character: str) -> CharacterSpec:
+        """The spec named ``character``: parsed once per process for each version of
+        its file (path, modification time and size), not once per partition."""
         for suffix in (".yaml", ".yml"):
             path = Path(self.folder) / f"{character}{suffix}"
             if path.is_file():
-                return load_spec(path)
+                stat = path.stat()
+                return _load_spec(str(path), stat.st_mtime_ns, stat.st_size)
         specs, _ = scan_specs(self.folder)
         if character in specs:
             return specs[character]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import replace
 from typing import Mapping
 
 import dagster as dg
@@ -25,8 +26,7 @@ import dagster as dg
 from fal_assets.plan import Recorded, Refresh, Seen, pose_runs, refresh_needed
 from fal_assets.spec import CharacterSpec, pose_version, spec_version
 
-from . import partitions
-from .partitions import join, poses
+from .partitions import LibraryPartitions, join
 from .resources import CharacterLibrary
 
 CRON_ENV = "FAL_ASSETS_REFRESH_CRON"
@@ -128,15 +128,6 @@ def busy_characters(instance: dg.DagsterInstance, names) -> set[str]:
     return {r.dagster_run.tags.get(CHARACTER_TAG) for r in records}
 
 
-def register_requests(instance: dg.DagsterInstance, specs: Mapping[str, CharacterSpec]) -> tuple[list[str], list[str]]:
-    """The characters and poses the specs name that are not partitions yet (in spec order)."""
-    known_characters = set(instance.get_dynamic_partitions(partitions.characters.name))
-    known_poses = set(instance.get_dynamic_partitions(poses.name))
-    new_characters = [name for name in specs if name not in known_characters]
-    new_poses = list(dict.fromkeys(p for spec in specs.values() for p in spec.poses if p not in known_poses))
-    return new_characters, new_poses
-
-
 # --------------------------------------------------------------------------- run requests
 
 
@@ -144,11 +135,24 @@ def _digest(payload) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def run_requests(work: Refresh, spec: CharacterSpec, recorded: Recorded, pose_order: list[str], salt: str = "") -> list[dg.RunRequest]:
+def loaded(work: Refresh, parts: LibraryPartitions) -> tuple[Refresh, list[str]]:
+    """``work`` without the poses the loaded definitions lack (a pose added since they
+    loaded has no partition until the code location reloads), and those poses."""
+    unknown = [p for p in work.poses if not parts.has(work.character, p)]
+    if not unknown:
+        return work, []
+    return replace(work, poses=tuple(p for p in work.poses if p not in unknown)), unknown
+
+
+def run_requests(work: Refresh, spec: CharacterSpec, recorded: Recorded, parts: LibraryPartitions, salt: str = "") -> list[dg.RunRequest]:
     """The runs for ``work``: the chain for the character, one run per neighbouring
-    group of its poses (a partition range), the sheet. Run keys carry the versions
-    they make (and ``salt``), so the same request is never launched twice."""
+    group of its poses (a range of its pose keys, which are contiguous and in the
+    order the definitions loaded them), the sheet. Run keys carry the versions they
+    make (and ``salt``), so the same request is never launched twice. Poses without a
+    partition (see ``loaded``) are left out."""
     name = spec.name
+    work, _ = loaded(work, parts)
+    pose_order = parts.by_character.get(name, [])
     suffix = f":{salt}" if salt else ""
     out = []
     if work.chain:
@@ -174,11 +178,13 @@ def run_requests(work: Refresh, spec: CharacterSpec, recorded: Recorded, pose_or
     return out
 
 
-def stale_run_requests(instance: dg.DagsterInstance, specs: Mapping[str, CharacterSpec], salt: str = "") -> tuple[list[dg.RunRequest], list[str]]:
-    """Per character not busy: the runs of its first missing or stale stage; and why."""
+def stale_run_requests(instance: dg.DagsterInstance, specs: Mapping[str, CharacterSpec], parts: LibraryPartitions,
+                       salt: str = "") -> tuple[list[dg.RunRequest], list[str]]:
+    """Per character not busy: the runs of its first missing or stale stage; and why.
+    A character or pose the loaded definitions lack waits for the next reload."""
+    specs = {name: spec for name, spec in specs.items() if name in parts.by_character}
     state = recorded_state(instance, specs)
     busy = busy_characters(instance, specs)
-    order = list(instance.get_dynamic_partitions(poses.name))
     requests, notes = [], []
     for name, spec in specs.items():
         if name in busy:
@@ -186,7 +192,7 @@ def stale_run_requests(instance: dg.DagsterInstance, specs: Mapping[str, Charact
             continue
         work = refresh_needed(spec, state[name]).first_stage()
         if not work.empty:
-            requests += run_requests(work, spec, state[name], order, salt)
+            requests += run_requests(work, spec, state[name], parts, salt)
             notes.append(f"{name}: {'; '.join(work.reasons)}")
     return requests, notes
 
@@ -198,7 +204,7 @@ def refresh_cron() -> str:
     return os.environ.get(CRON_ENV, "").strip() or DEFAULT_CRON
 
 
-def _refresh(name: str, job: dg.UnresolvedAssetJobDefinition, what: str) -> dg.ScheduleDefinition:
+def _refresh(name: str, job: dg.UnresolvedAssetJobDefinition, what: str, parts: LibraryPartitions) -> dg.ScheduleDefinition:
     @dg.schedule(
         name=name,
         cron_schedule=refresh_cron(),
@@ -210,13 +216,10 @@ def _refresh(name: str, job: dg.UnresolvedAssetJobDefinition, what: str) -> dg.S
         specs, problems = characters.scan()
         for problem in problems:
             context.log.warning(f"skipped: {problem}")
-        new_characters, new_poses = register_requests(context.instance, specs)
-        if new_characters:
-            context.instance.add_dynamic_partitions(partitions.characters.name, new_characters)
-        if new_poses:
-            context.instance.add_dynamic_partitions(poses.name, new_poses)
+        for name, lacking in parts.missing(specs).items():
+            context.log.warning(f"{name}: no partitions yet for {', '.join(lacking)}; they run once the code location reloads")
         salt = context.scheduled_execution_time.strftime("%Y%m%dT%H%M") if context.scheduled_execution_time else ""
-        requests, notes = stale_run_requests(context.instance, specs, salt)
+        requests, notes = stale_run_requests(context.instance, specs, parts, salt)
         mine = [r for r in requests if r.job_name == job.name]
         for note in notes:
             context.log.info(note)
@@ -227,20 +230,24 @@ def _refresh(name: str, job: dg.UnresolvedAssetJobDefinition, what: str) -> dg.S
     return refresh
 
 
-@dg.schedule(
-    name="refresh_cost_report",
-    cron_schedule=refresh_cron(),
-    job=cost_report_job,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description=f"Nightly: the cost report from the journal (cron from ${CRON_ENV}).",
-)
-def refresh_cost_report(context: dg.ScheduleEvaluationContext):
-    return dg.RunRequest()
+def _cost_report_schedule() -> dg.ScheduleDefinition:
+    return dg.ScheduleDefinition(
+        name="refresh_cost_report",
+        cron_schedule=refresh_cron(),
+        job=cost_report_job,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"Nightly: the cost report from the journal (cron from ${CRON_ENV}).",
+    )
 
 
-refresh_character_chain = _refresh("refresh_character_chain", character_job, "character chains")
-refresh_poses = _refresh("refresh_poses", poses_job, "pose images and sprites")
-refresh_sprite_sheets = _refresh("refresh_sprite_sheets", sheet_job, "sprite sheets")
+def build(parts: LibraryPartitions) -> list[dg.ScheduleDefinition]:
+    """The four nightly refreshes over ``parts`` (the cron is read now)."""
+    return [
+        _refresh("refresh_character_chain", character_job, "character chains", parts),
+        _refresh("refresh_poses", poses_job, "pose images and sprites", parts),
+        _refresh("refresh_sprite_sheets", sheet_job, "sprite sheets", parts),
+        _cost_report_schedule(),
+    ]
+
 
 JOBS = [character_job, poses_job, sheet_job, cost_report_job]
-SCHEDULES = [refresh_character_chain, refresh_poses, refresh_sprite_sheets, refresh_cost_report]

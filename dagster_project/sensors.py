@@ -1,8 +1,7 @@
 """The character library sensor: a spec added to or changed in ``characters/`` becomes runs.
 
-Each tick scans the specs folder (``scan_specs`` never raises), adds the partitions of
-new characters and poses, and asks, per character, what is missing or stale in the
-instance (``fal_assets.plan.refresh_needed``): the chain first, its poses once the
+Each tick scans the specs folder (``scan_specs`` never raises) and asks, per
+character, what is missing or stale in the instance (``fal_assets.plan.refresh_needed``): the chain first, its poses once the
 chain is fresh (a pose made before its LoRA would use the old one), the sheet once
 the sprites are. A palette change so reruns everything of that character, one pose's
 description only that pose and the sheet. A character with a run still queued or
@@ -12,8 +11,13 @@ The cursor (JSON) remembers, per character, its ``spec_version``, ``pose_version
 per pose, its file, a generation (bumped on every change, part of the run keys, so
 going back to an earlier spec runs again) and the run keys it requested: a request is
 made once; a failed run is not retried until the spec changes or the nightly refresh.
-A removed spec is reported, its partitions and files kept. An invalid spec is
-reported (file, field, what is allowed) and skipped; the others go on.
+A removed spec is reported, its files kept. An invalid spec is reported (file, field,
+what is allowed) and skipped; the others go on.
+
+Partitions are computed from the specs when the definitions load (``partitions.py``).
+When a tick finds specs whose characters or poses differ from the loaded ones, it asks
+the Dagster webserver to reload the code location (``reload.py``), once per change of
+the library; what has no partition yet runs on the first tick after the reload.
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ import dagster as dg
 from fal_assets.plan import refresh_needed
 from fal_assets.spec import pose_version, spec_version
 
-from . import partitions
+from .partitions import LibraryPartitions
+from .reload import request_reload
 from .resources import CharacterLibrary
-from .schedules import busy_characters, character_job, poses_job, recorded_state, register_requests, run_requests, sheet_job
+from .schedules import busy_characters, character_job, loaded, poses_job, recorded_state, run_requests, sheet_job
 
 KEPT_RUN_KEYS = 20  # per character
 
@@ -81,19 +86,40 @@ def _gone(context, remembered: dict, specs, problem_lines: list[str]) -> list[st
             notes.append(f"{name}: its spec is invalid, nothing runs for it until it is fixed")
         elif not entry.get("removed"):
             entry["removed"] = True
-            message = f"{name}: spec {entry.get('file')} was removed; its partitions and files are kept"
+            message = f"{name}: spec {entry.get('file')} was removed; its files and run history are kept"
             context.log.warning(message)
             notes.append(message)
     return notes
 
 
-@dg.sensor(
-    jobs=[character_job, poses_job, sheet_job],
-    minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Runs what a new or changed character spec made missing or stale, in order: chain, poses, sheet.",
-)
-def character_library_sensor(context: dg.SensorEvaluationContext, characters: CharacterLibrary) -> dg.SensorResult:
+def _library_change(parts: LibraryPartitions, specs) -> str:
+    """How the specs' characters and poses differ from the loaded partitions, in words."""
+    lines = [f"{name}: {', '.join(poses)}" for name, poses in parts.missing(specs).items()]
+    gone = [name for name in parts.by_character if name not in specs]
+    gone += [f"{name}/{pose}" for name, spec in specs.items() if name in parts.by_character
+             for pose in parts.by_character[name] if pose not in spec.poses]
+    return "; ".join(([f"new: {'; '.join(lines)}"] if lines else []) + ([f"gone: {', '.join(gone)}"] if gone else []))
+
+
+def build(parts: LibraryPartitions, reload=request_reload) -> dg.SensorDefinition:
+    """The library sensor for definitions loaded with ``parts``; ``reload(location)``
+    asks for a reload of the code location and says what it did."""
+
+    @dg.sensor(
+        name="character_library_sensor",
+        jobs=[character_job, poses_job, sheet_job],
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Runs what a new or changed character spec made missing or stale, in order: chain, poses, sheet; "
+                    "reloads the code location when specs add or remove characters or poses.",
+    )
+    def character_library_sensor(context: dg.SensorEvaluationContext, characters: CharacterLibrary) -> dg.SensorResult:
+        return _tick(context, characters, parts, reload)
+
+    return character_library_sensor
+
+
+def _tick(context, characters: CharacterLibrary, parts: LibraryPartitions, reload) -> dg.SensorResult:
     state = json.loads(context.cursor) if context.cursor else {}
     remembered: dict = state.setdefault("characters", {})
     specs, problems = characters.scan()
@@ -105,27 +131,33 @@ def character_library_sensor(context: dg.SensorEvaluationContext, characters: Ch
             context.log.warning(f"invalid spec skipped: {line}")
     state["problems"] = lines
 
-    instance = context.instance
-    new_characters, new_poses = register_requests(instance, specs)
-    added = []
-    if new_characters:
-        added.append(partitions.characters.build_add_request(new_characters))
-    if new_poses:
-        added.append(partitions.poses.build_add_request(new_poses))
-    pose_order = [*instance.get_dynamic_partitions(partitions.poses.name), *new_poses]
+    change = _library_change(parts, specs)
+    if change:
+        if state.get("reload_for") != change:
+            origin = context.code_location_origin
+            done = reload(origin.location_name if origin else None)
+            context.log.info(f"the specs changed the partitions ({change}): {done}")
+            state["reload_for"] = change
+        notes.append(f"partitions wait for a reload of the code location ({change})")
+    else:
+        state.pop("reload_for", None)
 
-    recorded = recorded_state(instance, specs)
-    busy = busy_characters(instance, specs)
+    instance = context.instance
+    runnable = {name: spec for name, spec in specs.items() if name in parts.by_character}
+    recorded = recorded_state(instance, runnable)
+    busy = busy_characters(instance, runnable)
     requests: list[dg.RunRequest] = []
     for name, spec in specs.items():
         entry = _remember(context, remembered, spec)
+        if name not in runnable:
+            continue
         if name in busy:
             notes.append(f"{name}: waits for its queued or running runs")
             continue
-        work = refresh_needed(spec, recorded[name]).first_stage()
+        work, _ = loaded(refresh_needed(spec, recorded[name]).first_stage(), parts)
         if work.empty:
             continue
-        wanted = run_requests(work, spec, recorded[name], pose_order, salt=f"g{entry['generation']}")
+        wanted = run_requests(work, spec, recorded[name], parts, salt=f"g{entry['generation']}")
         fresh = [r for r in wanted if r.run_key not in entry["requested"]]
         if fresh:
             context.log.info(f"{name}: requesting {', '.join(r.run_key for r in fresh)} because {'; '.join(work.reasons)}")
@@ -138,12 +170,5 @@ def character_library_sensor(context: dg.SensorEvaluationContext, characters: Ch
 
     cursor = json.dumps(state, sort_keys=True)
     if requests:
-        return dg.SensorResult(run_requests=requests, dynamic_partitions_requests=added, cursor=cursor)
-    return dg.SensorResult(
-        skip_reason="; ".join(notes) or "no spec changed; nothing missing or stale",
-        dynamic_partitions_requests=added,
-        cursor=cursor,
-    )
-
-
-SENSORS = [character_library_sensor]
+        return dg.SensorResult(run_requests=requests, cursor=cursor)
+    return dg.SensorResult(skip_reason="; ".join(notes) or "no spec changed; nothing missing or stale", cursor=cursor)
