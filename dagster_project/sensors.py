@@ -92,10 +92,11 @@ def _gone(context, remembered: dict, specs, problem_lines: list[str]) -> list[st
     return notes
 
 
-def _library_change(parts: LibraryPartitions, specs) -> str:
-    """How the specs' characters and poses differ from the loaded partitions, in words."""
+def _library_change(parts: LibraryPartitions, specs, invalid: set[str]) -> str:
+    """How the specs' characters and poses differ from the loaded partitions, in words.
+    A spec that is invalid for now is no change: its partitions stay until it is fixed."""
     lines = [f"{name}: {', '.join(poses)}" for name, poses in parts.missing(specs).items()]
-    gone = [name for name in parts.by_character if name not in specs]
+    gone = [name for name in parts.by_character if name not in specs and name not in invalid]
     gone += [f"{name}/{pose}" for name, spec in specs.items() if name in parts.by_character
              for pose in parts.by_character[name] if pose not in spec.poses]
     return "; ".join(([f"new: {'; '.join(lines)}"] if lines else []) + ([f"gone: {', '.join(gone)}"] if gone else []))
@@ -131,7 +132,9 @@ def _tick(context, characters: CharacterLibrary, parts: LibraryPartitions, reloa
             context.log.warning(f"invalid spec skipped: {line}")
     state["problems"] = lines
 
-    change = _library_change(parts, specs)
+    invalid = {name for name, entry in remembered.items() if name not in specs
+               and any(line.startswith(f"{entry.get('file')}:") for line in lines)}
+    change = _library_change(parts, specs, invalid)
     if change:
         if state.get("reload_for") != change:
             origin = context.code_location_origin

@@ -42,7 +42,7 @@ def test_totals_reconcile_with_the_journal(journal, tmp_path):
 
 
 def test_event_log_reconciliation_shows_paid_but_unmaterialized():
-    events = [{"asset": "pose_images", "partition": "glitch|idle", "cost_usd": 0.021, "cost_kind": "billed", "timestamp": 0}]
+    events = [{"asset": "pose_images", "partition": "glitch/idle", "cost_usd": 0.021, "cost_kind": "billed", "timestamp": 0}]
     checked = reconcile(0.042, events)
     assert checked["event_log_billed_usd"] == pytest.approx(0.021)
     assert checked["paid_but_not_materialized_usd"] == pytest.approx(0.021)

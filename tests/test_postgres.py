@@ -280,7 +280,7 @@ def test_dagster_storage_and_journal_on_postgresql(postgres, tmp_path, monkeypat
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert {r.run_id for r in instance.get_runs()} == {r.run_id for r in runs}
         poses = instance.fetch_materializations(dg.AssetKey("pose_images"), limit=100).records
-        assert {r.asset_materialization.partition for r in poses} == {"bolt|idle", "bolt|hop"}
+        assert {r.asset_materialization.partition for r in poses} == {"bolt/idle", "bolt/hop"}
         pool = instance.event_log_storage.get_concurrency_info("fal")  # dagster.yaml's default_limit
         assert (pool.slot_count, pool.limit, pool.using_default_limit, pool.claimed_slots) == (2, 2, True, [])
 

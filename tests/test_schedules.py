@@ -1,7 +1,6 @@
 """The nightly refresh asks only for what is missing or stale, after a real local run;
 and the pure staleness rules it shares with the sensor and the backfill command."""
 
-import importlib
 import warnings
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -12,8 +11,8 @@ warnings.filterwarnings("ignore", message=r".*currently in (beta|preview)")
 
 import dagster as dg  # noqa: E402
 
-from dagster_project import assets, checks, schedules  # noqa: E402
-from dagster_project.demo import register  # noqa: E402
+from dagster_project import schedules  # noqa: E402
+from dagster_project.definitions import build_defs, graph  # noqa: E402
 from dagster_project.partitions import join  # noqa: E402
 from dagster_project.resources import CharacterLibrary, CutoutResource, FalResource, StoreResource  # noqa: E402
 from fal_assets.plan import Recorded, Seen, pose_runs, refresh_needed  # noqa: E402
@@ -79,12 +78,10 @@ def world(tmp_path):
         "cutout": CutoutResource(method="key"),
         "characters": CharacterLibrary(folder=str(folder)),
     }
-    defs = dg.Definitions(assets=assets.ALL, asset_checks=checks.ALL, schedules=schedules.SCHEDULES, jobs=schedules.JOBS, resources=resources)
+    defs = build_defs(str(folder), resources)
     (tmp_path / "dagster").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
-        specs = load_specs(folder)
-        register(instance, specs)
-        everything = [*assets.ALL, *checks.ALL]
+        everything = graph(defs)
         start, end = join("tiny", "idle"), join("tiny", "hop")
         for selection, options in (
             (CHAIN, {"partition_key": "tiny"}),
@@ -105,7 +102,7 @@ def tick(instance, repo, resources):
     """Every refresh schedule's requests, resolved against its job: {schedule: [(job, partition)]}."""
     when = datetime(2026, 1, 2, 3, 0, tzinfo=timezone.utc)
     out = {}
-    for schedule in schedules.SCHEDULES:
+    for schedule in repo.schedule_defs:
         context = dg.build_schedule_context(instance=instance, instance_ref=instance.get_ref(), scheduled_execution_time=when, repository_def=repo, resources=resources)
         data = repo.get_schedule_def(schedule.name).evaluate_tick(context)
         out[schedule.name] = sorted((schedule.job_name, partitions(r)) for r in data.run_requests)
@@ -132,16 +129,14 @@ def test_refresh_after_a_real_run_asks_only_for_what_changed(world):
 
     (folder / "blob.yaml").write_text(TINY.format(name="blob"))
     found = tick(instance, repo, resources)
-    assert "blob" in instance.get_dynamic_partitions("characters")  # a new spec is registered
+    assert found["refresh_character_chain"] == [("character_job", "tiny")]  # blob has no partitions yet
+    reloaded = build_defs(str(folder), resources).get_repository_def()  # what a code location reload loads
+    found = tick(instance, reloaded, resources)
     assert found["refresh_character_chain"] == [("character_job", "blob"), ("character_job", "tiny")]
 
 
-def test_cron_comes_from_the_environment(monkeypatch):
+def test_cron_comes_from_the_environment(monkeypatch, library):
     monkeypatch.delenv(schedules.CRON_ENV, raising=False)
-    try:
-        assert {s.cron_schedule for s in importlib.reload(schedules).SCHEDULES} == {"0 3 * * *"}
-        monkeypatch.setenv(schedules.CRON_ENV, "30 1 * * 1-5")
-        assert {s.cron_schedule for s in importlib.reload(schedules).SCHEDULES} == {"30 1 * * 1-5"}
-    finally:
-        monkeypatch.undo()
-        importlib.reload(schedules)
+    assert {s.cron_schedule for s in build_defs(str(library)).schedules} == {"0 3 * * *"}
+    monkeypatch.setenv(schedules.CRON_ENV, "30 1 * * 1-5")
+    assert {s.cron_schedule for s in build_defs(str(library)).schedules} == {"30 1 * * 1-5"}

@@ -14,11 +14,10 @@ warnings.filterwarnings("ignore", message=r".*currently in (beta|preview)")
 
 import dagster as dg  # noqa: E402
 
-from dagster_project import assets, checks  # noqa: E402
+from dagster_project.definitions import build_defs  # noqa: E402
 from dagster_project.partitions import join  # noqa: E402
 from dagster_project.resources import CharacterLibrary, CutoutResource, FalResource, StoreResource  # noqa: E402
-from dagster_project.schedules import CHARACTER_TAG, JOBS, RANGE_END, RANGE_START, SCHEDULES  # noqa: E402
-from dagster_project.sensors import SENSORS  # noqa: E402
+from dagster_project.schedules import CHARACTER_TAG, RANGE_END, RANGE_START  # noqa: E402
 from fal_assets.spec import load_spec, pose_version, spec_version  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,27 +34,34 @@ def instance(tmp_path):
 
 @pytest.fixture
 def tick(library, instance, tmp_path):
-    """Evaluate the sensor as the daemon would: apply its partition requests, keep its cursor."""
+    """Evaluate the sensor as the daemon would, keeping its cursor, on definitions loaded
+    from ``library``; ``tick.reload()`` loads them again, as a code location reload does,
+    and ``tick.reloads`` lists the reloads the sensor asked for."""
     resources = {
         "fal": FalResource(backend="local", workdir=str(tmp_path / "work")),
         "store": StoreResource(root=str(tmp_path / "output")),
         "cutout": CutoutResource(method="key"),
         "characters": CharacterLibrary(folder=str(library)),
     }
-    defs = dg.Definitions(assets=assets.ALL, asset_checks=checks.ALL, sensors=SENSORS, schedules=SCHEDULES, jobs=JOBS, resources=resources)
-    repo = defs.get_repository_def()
-    sensor = repo.get_sensor_def("character_library_sensor")
     state = {"cursor": None}
+    reloads: list = []
+
+    def load():
+        defs = build_defs(str(library), resources, reload=lambda location: reloads.append(location) or "asked")
+        state["repo"] = defs.get_repository_def()
 
     def run():
+        repo = state["repo"]
+        sensor = repo.get_sensor_def("character_library_sensor")
         context = dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(), cursor=state["cursor"], repository_def=repo, resources=resources)
         data = sensor.evaluate_tick(context)  # resolves each request against its job: bad keys fail here
-        for request in data.dynamic_partitions_requests or []:
-            assert isinstance(request, dg.AddDynamicPartitionsRequest), "the sensor never deletes partitions"
-            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        assert not data.dynamic_partitions_requests, "partitions come from the specs, never from the sensor"
         state["cursor"] = data.cursor
         return data
 
+    load()
+    run.reload = load
+    run.reloads = reloads
     run.cursor = lambda: json.loads(state["cursor"])
     return run
 
@@ -96,12 +102,9 @@ def summary(data):
     return sorted((r.job_name, r.partition_key or f"{r.tags[RANGE_START]}...{r.tags[RANGE_END]}") for r in data.run_requests)
 
 
-def test_new_specs_add_partitions_and_request_their_chains(tick, library):
+def test_new_specs_request_their_chains(tick, library):
     data = tick()
-    added = {r.partitions_def_name: list(r.partition_keys) for r in data.dynamic_partitions_requests}
-    assert added["characters"] == ["glitch", "rivet"]
-    assert added["poses"][:8] == list(load_spec(library / "glitch.yaml").poses)
-    assert set(added["poses"]) == {"idle", "run", "jump", "wave", "crouch", "attack", "sit", "victory", "walk", "repair", "sleep"}
+    assert tick.reloads == []  # the loaded partitions are the specs' own
     # the chain first: a pose made before its LoRA would use the old one
     assert summary(data) == [("character_job", "glitch"), ("character_job", "rivet")]
     glitch = next(r for r in data.run_requests if r.partition_key == "glitch")
@@ -116,7 +119,6 @@ def test_unchanged_second_tick_requests_nothing(tick):
     tick()
     again = tick()
     assert again.run_requests == []
-    assert not again.dynamic_partitions_requests
     assert "requested before" in again.skip_message
 
 
@@ -175,14 +177,19 @@ def test_going_back_to_an_earlier_spec_runs_again(tick, instance, library):
     assert back.run_requests[0].run_key not in keys
 
 
-def test_removed_spec_is_reported_and_its_partitions_kept(tick, instance, library):
+def test_removed_spec_is_reported_and_reloads_the_partitions(tick, instance, library):
     tick()
     (library / "rivet.yaml").unlink()
     data = tick()
     assert "rivet: spec" in data.skip_message and "removed" in data.skip_message
-    assert "rivet" in instance.get_dynamic_partitions("characters")
     assert tick.cursor()["characters"]["rivet"]["removed"] is True
-    assert "removed" not in tick().skip_message  # reported once
+    assert len(tick.reloads) == 1
+    tick()
+    assert len(tick.reloads) == 1  # asked once per change of the library
+    tick.reload()
+    again = tick()
+    assert "removed" not in again.skip_message  # reported once
+    assert "reload" not in again.skip_message and "reload_for" not in tick.cursor()
 
 
 def test_invalid_spec_is_reported_with_file_and_field_and_the_others_go_on(tick, library):
@@ -193,7 +200,6 @@ def test_invalid_spec_is_reported_with_file_and_field_and_the_others_go_on(tick,
     problems = tick.cursor()["problems"]
     assert len(problems) == 1 and problems[0].startswith(f"{path}: palette.hair: ")
     assert "hex" in problems[0]
-    assert "glitch" not in [k for r in data.dynamic_partitions_requests for k in r.partition_keys if r.partitions_def_name == "characters"]
 
 
 def test_spec_that_turns_invalid_keeps_its_partitions_and_waits(tick, instance, library):
@@ -204,7 +210,7 @@ def test_spec_that_turns_invalid_keeps_its_partitions_and_waits(tick, instance, 
     assert data.run_requests == []
     assert "glitch: its spec is invalid" in data.skip_message
     assert f"{path}: " in data.skip_message
-    assert "glitch" in instance.get_dynamic_partitions("characters")
+    assert tick.reloads == []  # a typo being fixed does not take the character's partitions away
 
 
 def test_character_with_a_run_in_flight_waits(tick, instance, library):
@@ -213,11 +219,25 @@ def test_character_with_a_run_in_flight_waits(tick, instance, library):
     assert summary(data) == [("character_job", "rivet")]
 
 
-def test_new_pose_is_added_and_requested_in_the_same_tick(tick, instance, library):
+def test_new_pose_reloads_the_definitions_then_runs(tick, instance, library):
     all_done(instance, library)
     tick()
     path = library / "glitch.yaml"
     path.write_text(path.read_text().replace("poses:\n", "poses:\n  dance: dancing on one foot, arms up\n", 1))
-    data = tick()  # resolved against poses_job with the new partition added in the same result
-    assert [list(r.partition_keys) for r in data.dynamic_partitions_requests if r.partitions_def_name == "poses"] == [["dance"]]
+    data = tick()
+    assert data.run_requests == []  # no partition for it yet
+    assert len(tick.reloads) == 1 and "glitch: dance" in data.skip_message
+    tick.reload()
+    data = tick()  # resolved against poses_job: the key exists now
     assert summary(data) == [("poses_job", join("glitch", "dance"))]
+    assert len(tick.reloads) == 1
+
+
+def test_new_spec_reloads_then_runs_its_chain_only(tick, instance, library):
+    all_done(instance, library)
+    tick()
+    text = (library / "rivet.yaml").read_text().replace("name: rivet", "name: bolt")
+    (library / "bolt.yaml").write_text(text)
+    assert tick().run_requests == [] and len(tick.reloads) == 1
+    tick.reload()
+    assert summary(tick()) == [("character_job", "bolt")]
