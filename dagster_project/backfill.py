@@ -20,7 +20,6 @@ bad input: an unknown character or pose or profile, an invalid spec, a bad git r
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import warnings
@@ -36,15 +35,9 @@ from fal_assets.plan import Refresh, by_stage, mark_cached, plan_character, pose
 from fal_assets.spec import CharacterSpec, scan_specs  # noqa: E402
 
 from .definitions import build_defs, graph  # noqa: E402
-from .demo import QUIET, quiet_instance_home  # noqa: E402
+from .runs import QUIET, Runs, open_instance, spend_line, usd  # noqa: E402
 from .partitions import join  # noqa: E402
 from .schedules import CHAIN, CHARACTER_TAG, RANGE_END, RANGE_START, STAGE_TAG, recorded_state  # noqa: E402
-
-
-def usd(amount: float) -> str:
-    """Dollars with at least 2 and at most 6 decimals: $0.03, $0.0125."""
-    whole, _, frac = f"{amount:.6f}".partition(".")
-    return f"${whole}.{frac.rstrip('0').ljust(2, '0')}"
 
 
 class BadInput(Exception):
@@ -144,7 +137,7 @@ def dry_run(chosen: Mapping[str, CharacterSpec], works: Mapping[str, Refresh], p
         plan = plan_character(spec, work.poses, profile, chain=work.chain, dataset_zip=store.path(name, "dataset.zip"),
                               lora_weights=store.path(name, "lora", "pytorch_lora_weights.safetensors"))
         try:
-            plan = mark_cached(plan, fal.settings())
+            plan = mark_cached(plan, fal.settings(), key=fal.key)
         except FalAssetsError as exc:
             print(f"  (journal not checked: {exc})")
         for stage, row in by_stage(plan).items():
@@ -163,13 +156,7 @@ def dry_run(chosen: Mapping[str, CharacterSpec], works: Mapping[str, Refresh], p
 # --------------------------------------------------------------------------- real run
 
 
-def materialize(everything, instance, resources, selection, tags, **options) -> bool:
-    result = dg.materialize(everything, selection=selection, instance=instance, resources=resources,
-                            tags=tags, raise_on_error=False, **options)
-    return result.success
-
-
-def run_character(everything, instance, resources, spec: CharacterSpec, work: Refresh, profile: str) -> bool:
+def run_character(runs: Runs, spec: CharacterSpec, work: Refresh, profile: str) -> bool:
     name = spec.name
     tags = {CHARACTER_TAG: name, "fal_assets/trigger": "backfill"}
     steps = []
@@ -187,24 +174,11 @@ def run_character(everything, instance, resources, spec: CharacterSpec, work: Re
     for stage, selection, options in steps:
         options.setdefault("run_config", QUIET)
         step_tags = {**tags, STAGE_TAG: stage.split(" ")[0], **options.pop("tags", {})}
-        if not materialize(everything, instance, resources, selection, step_tags, **options):
-            print(f"{name}: {stage} failed; see `dagster dev` for the run", file=sys.stderr)
+        if not runs.materialize(selection, step_tags, **options):
+            print(f"{name}: {stage} failed (run {runs.ids[-1]}; `make dev` shows it)", file=sys.stderr)
             return False
         print(f"{name}: {stage} done")
     return True
-
-
-def journal_spend(resources) -> tuple[set[str], float, float]:
-    """Keys, billed and estimated dollars of the journal's completed requests."""
-    from fal_assets.journal import State
-
-    journal = resources["fal"].settings().journal()
-    try:
-        done = [e for e in journal.entries() if e.state == State.COMPLETED]
-    finally:
-        journal.close()
-    billed = sum(e.cost_usd or 0.0 for e in done if e.cost_kind == "billed")
-    return {e.key for e in done}, billed, sum(e.estimate_usd or 0.0 for e in done)
 
 
 def run(args: argparse.Namespace, resources: Mapping) -> int:
@@ -215,32 +189,24 @@ def run(args: argparse.Namespace, resources: Mapping) -> int:
     if not chosen:
         print("nothing to do: no character selected")
         return 0
-    needs_instance = args.stale or not args.dry_run
-    if needs_instance:
-        os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster").absolute()))
-        Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
-        quiet_instance_home(Path(os.environ["DAGSTER_HOME"]))
     if args.dry_run and not args.stale:
         works = {name: work_for(spec, wanted_poses, False, {}) for name, spec in chosen.items()}
         return dry_run(chosen, works, args.profile, resources)
-    with dg.DagsterInstance.get() as instance:
+    with open_instance() as instance:
         recorded = recorded_state(instance, chosen) if args.stale else {}
         works = {name: work_for(spec, wanted_poses, args.stale, recorded) for name, spec in chosen.items()}
         if args.dry_run:
             return dry_run(chosen, works, args.profile, resources)
-        everything = graph(build_defs(str(folder)))
-        before, billed_before, estimated_before = journal_spend(resources)
+        runs = Runs(graph(build_defs(str(folder))), instance, resources)
         failed = [name for name, spec in chosen.items()
-                  if not works[name].empty and not run_character(everything, instance, resources, spec, works[name], args.profile)]
-        if not materialize(everything, instance, resources, ["cost_report"], {"fal_assets/trigger": "backfill"}, run_config=QUIET):
+                  if not works[name].empty and not run_character(runs, spec, works[name], args.profile)]
+        if not runs.materialize(["cost_report"], {"fal_assets/trigger": "backfill"}, run_config=QUIET):
             failed.append("cost_report")
-    after, billed, estimated = journal_spend(resources)
-    print(
-        f"{len(after - before)} new requests: billed {usd(round(billed - billed_before, 6))}, "
-        f"estimated {usd(round(estimated - estimated_before, 6))}; the rest were cache hits ($0)"
-    )
+    print(spend_line(resources["fal"], runs.ids))
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        for line in runs.failures:
+            print(line, file=sys.stderr)  # the line that matters, last
         return 1
     return 0
 

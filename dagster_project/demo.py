@@ -11,30 +11,23 @@ from pathlib import Path
 
 import dagster as dg
 
-from fal_assets.costs import cost_report
 from fal_assets.errors import InvalidInput
-from fal_assets.generate import Settings
+from fal_assets.plan import plan_character, total_usd
 from fal_assets.spec import load_specs
 
 from .definitions import build_defs, graph
 from .partitions import join
 from .resources import CharacterLibrary, CutoutResource, FalResource, StoreResource
+from .runs import QUIET, Runs, open_instance, spend_line
+from .schedules import CHAIN
 
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # the full event log is in `dagster dev`
 
 
 def pose_range(spec) -> dict[str, str]:
     """The tags of a run over one character's poses: a contiguous range of pose keys."""
     poses = list(spec.poses)
     return {RANGE_START: join(spec.name, poses[0]), RANGE_END: join(spec.name, poses[-1])}
-
-
-def quiet_instance_home(home: Path) -> None:
-    """A dagster.yaml for the demo's instance: no telemetry, nothing else changed."""
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n")
 
 
 def fal_for(backend: str, workdir: str, journal_url: str | None = None) -> FalResource:
@@ -45,11 +38,13 @@ def fal_for(backend: str, workdir: str, journal_url: str | None = None) -> FalRe
     return FalResource(backend="local", workdir=workdir, journal_url=journal_url)
 
 
+def fal_estimate(specs, profile: str) -> float:
+    """What a full run of ``specs`` would cost on fal at today's prices (nothing cached)."""
+    return round(sum(total_usd(plan_character(spec, profile=profile)) for spec in specs.values()), 2)
+
+
 def run(folder: str = "characters", output: str = "output", workdir: str = ".fal-assets", profile: str = "final", backend: str = "local",
         journal_url: str | None = None) -> int:
-    os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster").absolute()))
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
-    quiet_instance_home(Path(os.environ["DAGSTER_HOME"]))
     try:
         specs = load_specs(folder)
     except InvalidInput as exc:
@@ -61,31 +56,32 @@ def run(folder: str = "characters", output: str = "output", workdir: str = ".fal
         "cutout": CutoutResource(),
         "characters": CharacterLibrary(folder=folder),
     }
-    everything = graph(build_defs(folder))
-    with dg.DagsterInstance.get() as instance:
+    where = "the local backend (offline, $0)" if backend == "local" else "the fal backend (fal.ai or the emulator FAL_QUEUE_RUN_HOST names)"
+    print(f"demo: {len(specs)} characters ({', '.join(specs)}) on {where}; files in {output}/, "
+          f"run history in {os.environ.get('DAGSTER_HOME', '.dagster')}", flush=True)
+    with open_instance() as instance:
+        runs = Runs(graph(build_defs(folder)), instance, resources)
         for name, spec in specs.items():
             steps = [
-                (["character_spec", "reference_images", "training_dataset", "character_lora"], {"partition_key": name}),
-                (["pose_images", "sprites"], {"tags": pose_range(spec),
-                                              "run_config": {**QUIET, "ops": {"pose_images": {"config": {"profile": profile}}}}}),
-                (["sprite_sheet"], {"partition_key": name}),
+                ("chain", list(CHAIN), {"partition_key": name}),
+                (f"{len(spec.poses)} poses", ["pose_images", "sprites"], {"tags": pose_range(spec),
+                 "run_config": {**QUIET, "ops": {"pose_images": {"config": {"profile": profile}}}}}),
+                ("sheet", ["sprite_sheet"], {"partition_key": name}),
             ]
-            for selection, options in steps:
+            for stage, selection, options in steps:
                 options.setdefault("run_config", QUIET)
-                result = dg.materialize(everything, selection=selection, instance=instance, resources=resources, **options)
-                if not result.success:
-                    print(f"demo: {name}: {', '.join(selection)} failed; see `dagster dev` for the run", file=sys.stderr)
+                if not runs.materialize(selection, options.pop("tags", {}), **options):
+                    print(f"demo: {name}: {stage} failed (run {runs.ids[-1]}; `make dev` shows it)", file=sys.stderr)
+                    print(runs.failures[-1], file=sys.stderr)
                     return 1
-            print(f"{name}: sprites in {Path(output) / name / 'sprite_layers' / 'poses'}, sheet {Path(output) / name / 'sheet.png'}")
-        dg.materialize(everything, selection=["cost_report"], instance=instance, resources=resources, run_config=QUIET)
-    journal = Settings(store_root=Path(workdir) / "store", journal_url=journal_url).journal()
-    report = cost_report(journal)
-    journal.close()
-    print(
-        f"billed: ${report.billed_usd:.2f} ({'local backend, offline' if backend == 'local' else 'fal backend'}). "
-        f"The same run on fal would cost about ${report.estimated_usd:.2f} "
-        f"(see {Path(output) / '_reports' / 'cost_report.csv'})."
-    )
+            character = Path(output) / name
+            print(f"{name}: sprites {character / 'sprite_layers' / 'poses'}/, atlas {character / 'sheet.png'} + sheet.json, "
+                  f"Godot {character / 'sheet.tres'}, contact sheet {character / 'contact_sheet.png'}", flush=True)
+        runs.materialize(["cost_report"], {}, run_config=QUIET)
+    print(spend_line(resources["fal"], runs.ids))
+    print(f"on fal, this library would cost about ${fal_estimate(specs, profile):.2f} for a full run "
+          f"(costs so far: {Path(output) / '_reports' / 'cost_report.csv'})")
+    print("next: `make dev` opens the Dagster UI at http://127.0.0.1:3000 (assets, seeds, costs, previews)")
     return 0
 
 

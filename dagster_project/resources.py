@@ -41,10 +41,14 @@ class FalResource(dg.ConfigurableResource):
             return "fal" if self.api_key else "local"
         return self.backend
 
+    @property
+    def key(self) -> str | None:
+        return _resolved(self.api_key)
+
     def settings(self, run_id: str | None = None) -> Settings:
         return Settings(
             backend=self.chosen_backend,
-            journal_url=self.journal_url,
+            journal_url=_resolved(self.journal_url),
             store_root=Path(self.workdir) / "store",
             concurrency=self.concurrency,
             budget=Budget(self.budget_per_run_usd, self.budget_per_period_usd, self.budget_period),
@@ -61,9 +65,17 @@ class FalResource(dg.ConfigurableResource):
         return generate_all(
             requests,
             self.settings(context.run.run_id),
-            key=self.api_key,
+            key=self.key,
             on_event=context.log.info,
         )
+
+
+def _resolved(value: str | None) -> str | None:
+    """A field's value: Dagster resolves ``dg.EnvVar`` inside a run; outside one (the
+    backfill command, a dry run) the field still holds the variable's name."""
+    if isinstance(value, dg.EnvVar):
+        return value.get_value()
+    return value
 
 
 class StoreResource(dg.ConfigurableResource):

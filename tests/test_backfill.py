@@ -135,11 +135,11 @@ def test_real_backfill_then_a_second_run_is_all_cache_hits(tmp_path, capsys, mon
     assert backfill.main([], resources) == 0, capsys.readouterr().err[-3000:]
     out = capsys.readouterr().out
     assert "tiny: chain done" in out and "tiny: poses idle, hop done" in out and "tiny: sprite_sheet done" in out
-    assert f"{len(plan)} new requests: billed $0.00" in out  # the local backend bills nothing
+    assert f"this command sent {len(plan)} new requests: billed $0.00" in out  # the local backend bills nothing
     assert (tmp_path / "output" / "tiny" / "sprite_layers").is_dir()
 
     assert backfill.main([], resources) == 0
-    assert "0 new requests: billed $0.00, estimated $0.00" in capsys.readouterr().out
+    assert "this command sent 0 new requests: billed $0.00 (fal's prices: $0.00)" in capsys.readouterr().out
 
     assert backfill.main(["--dry-run"], resources) == 0
     assert f"total: $0.00 for {len(plan)} requests ({len(plan)} cached at $0)" in capsys.readouterr().out
