@@ -12,10 +12,12 @@ export NUMBA_CACHE_DIR := $(CURDIR)/.cache/numba
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
+	@echo "setup: installing fal-assets and its dependencies into $(VENV) (first time: 1-2 minutes)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+	@echo "setup: done"
 
 demo: $(STAMP)
 	mkdir -p $(DAGSTER_HOME)
@@ -32,6 +34,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/fanout_bench.py
 	$(PY) bench/cutout_bench.py
+	$(PY) bench/partitions_bench.py
 
 clean:
 	rm -rf output .dagster .cache
