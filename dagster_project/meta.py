@@ -152,6 +152,7 @@ def sprite(made) -> dict[str, Any]:
     return {
         "path": MV.path(str(made.path)),
         "method": MV.text(made.method),
+        "cache_hit": MV.bool(bool(made.details.get("cache_hit"))),  # the same image, cutter and code: not cut again
         "cost_usd": MV.float(0.0),  # cut here, not on fal
         "backend": MV.text("local"),
         "details": MV.json(details),

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 from pathlib import Path
 from typing import Optional
 
@@ -118,9 +119,20 @@ def _cutter(method: str, model: str, model_path: str | None, alpha_matting: bool
     return make_cutter(method, model=model, model_path=model_path, rembg_options={"alpha_matting": alpha_matting} if alpha_matting else None)
 
 
-@functools.lru_cache(maxsize=256)
-def _load_spec(path: str, mtime_ns: int, size: int) -> CharacterSpec:
+@functools.lru_cache(maxsize=4096)
+def _load_spec(path: str, digest: str) -> CharacterSpec:
     return load_spec(path)
+
+
+def cached_load_spec(path) -> CharacterSpec:
+    """``load_spec``, parsed once per process for each content of the file (hashing
+    the bytes is cheap, parsing is not; a modification time can repeat within a few ms):
+    a sensor tick over an unchanged library parses nothing."""
+    try:
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return load_spec(path)  # says what is wrong with the file, in one line
+    return _load_spec(str(path), digest)
 
 
 class CharacterLibrary(dg.ConfigurableResource):
@@ -134,12 +146,11 @@ class CharacterLibrary(dg.ConfigurableResource):
         for suffix in (".yaml", ".yml"):
             path = Path(self.folder) / f"{character}{suffix}"
             if path.is_file():
-                stat = path.stat()
-                return _load_spec(str(path), stat.st_mtime_ns, stat.st_size)
-        specs, _ = scan_specs(self.folder)
+                return cached_load_spec(path)
+        specs, _ = self.scan()
         if character in specs:
             return specs[character]
         raise dg.Failure(f"{self.folder}: no character spec named {character!r}")
 
     def scan(self):
-        return scan_specs(self.folder)
+        return scan_specs(self.folder, loader=cached_load_spec)

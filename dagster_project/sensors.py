@@ -37,8 +37,19 @@ from .schedules import busy_characters, character_job, loaded, poses_job, record
 KEPT_RUN_KEYS = 20  # per character
 
 
+_VERSIONS: dict[int, tuple] = {}
+
+
 def _versions(spec) -> dict:
-    return {"spec_version": spec_version(spec), "poses": {p: pose_version(spec, p) for p in spec.poses}}
+    """The spec's versions, computed once per loaded spec (an unchanged file is the same
+    object tick after tick: ``CharacterLibrary.scan`` caches by file version)."""
+    kept = _VERSIONS.get(id(spec))
+    if kept is None or kept[0] is not spec:
+        base = spec_version(spec)
+        kept = _VERSIONS[id(spec)] = (spec, {"spec_version": base, "poses": {p: pose_version(spec, p, base=base) for p in spec.poses}})
+        if len(_VERSIONS) > 4096:
+            _VERSIONS.pop(next(iter(_VERSIONS)))
+    return kept[1]
 
 
 def _change(before: dict, now: dict) -> str:

@@ -138,14 +138,43 @@ class Sprite:
     details: dict
 
 
+def cutout_key(source: bytes, cutter) -> str:
+    """What decides a cutout: the source image's bytes, the cutter's method and settings,
+    and the cutting code itself (a new keying rule cuts again)."""
+    import hashlib
+    import json
+
+    from . import cutout
+
+    code = hashlib.sha256(Path(cutout.__file__).read_bytes()).hexdigest()
+    settings = json.dumps({"method": cutter.method, **cutter.describe(), "code": code}, sort_keys=True, default=str)
+    return hashlib.sha256(hashlib.sha256(source).digest() + settings.encode()).hexdigest()
+
+
 def sprite(image_path: Path, out_path: Path, cutter) -> Sprite:
-    """Cut the background out of one pose image."""
+    """Cut the background out of one pose image, or reuse the cutout made from the same
+    image with the same cutter (recorded beside it in ``<pose>.cut.json``)."""
+    import json
+
     from PIL import Image
 
+    out_path = Path(out_path)
+    source = Path(image_path).read_bytes()
+    key = cutout_key(source, cutter)
+    record = out_path.with_name(f"{out_path.stem}.cut.json")
+    if out_path.is_file() and record.is_file():
+        try:
+            kept = json.loads(record.read_text())
+        except (ValueError, OSError):
+            kept = {}
+        if kept.get("key") == key:
+            return Sprite(out_path.stem, out_path, kept["method"], {**kept["details"], "cache_hit": True})
     with Image.open(image_path) as image:
         result = cutter.cut(image.convert("RGB"))
     atomic.save_image(out_path, result.image)
-    return Sprite(Path(out_path).stem, Path(out_path), result.method, dict(result.details))
+    details = {k: v for k, v in result.details.items() if isinstance(v, (str, int, float, bool, type(None), list))}
+    atomic.write_json(record, {"key": key, "method": result.method, "details": details})
+    return Sprite(out_path.stem, out_path, result.method, {**dict(result.details), "cache_hit": False})
 
 
 def remove_stale(folder: Path, keep: set[Path]) -> list[Path]:

@@ -193,9 +193,11 @@ class Refresh:
         return self
 
 
-def fresh_pose_versions(spec: CharacterSpec, pose: str) -> set[str]:
-    """The pose versions a current pose image may carry: one per quality profile."""
-    return {pose_version(spec, pose, profile) for profile in spec.profiles}
+def fresh_pose_versions(spec: CharacterSpec, pose: str, base: str | None = None) -> set[str]:
+    """The pose versions a current pose image may carry: one per quality profile
+    (``base``: the spec's ``spec_version``, when known)."""
+    base = base or spec_version(spec)
+    return {pose_version(spec, pose, profile, base=base) for profile in spec.profiles}
 
 
 def refresh_needed(spec: CharacterSpec, recorded: Recorded, poses: Iterable[str] | None = None) -> Refresh:
@@ -229,7 +231,7 @@ def refresh_needed(spec: CharacterSpec, recorded: Recorded, poses: Iterable[str]
         image, sprite = recorded.poses.get(pose), recorded.sprites.get(pose)
         if image is None:
             reason = f"{pose}: pose_images never materialized"
-        elif image.version not in fresh_pose_versions(spec, pose):
+        elif image.version not in fresh_pose_versions(spec, pose, current):
             reason = f"{pose}: pose image is of version {image.version}, not the spec's"
         elif sprite is None:
             reason = f"{pose}: sprites never materialized"

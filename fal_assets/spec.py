@@ -409,18 +409,19 @@ def spec_version(spec: CharacterSpec) -> str:
     )
 
 
-def pose_version(spec: CharacterSpec, pose: str, profile: str | None = None) -> str:
+def pose_version(spec: CharacterSpec, pose: str, profile: str | None = None, *, base: str | None = None) -> str:
     """``spec_version`` plus the pose's prompt, seed, image size and profile arguments.
 
     With ``profile`` only that profile's arguments count; without, all profiles do.
     The pose's stance is left out: it changes sprite normalisation, not the image.
+    ``base`` is ``spec_version(spec)`` when the caller has it already (it is the slow part).
     """
     from fal_assets.prompts import pose_prompt
 
     profiles = spec.profile(profile) if profile is not None else spec.profiles
     return _digest(
         {
-            "spec": spec_version(spec),
+            "spec": base or spec_version(spec),
             "prompt": pose_prompt(spec, pose, lora=spec.uses_lora),
             "seed": spec.seed_for(pose),
             "image_size": spec.image_size,
@@ -464,11 +465,13 @@ def load_spec(path: str | Path) -> CharacterSpec:
     return spec
 
 
-def scan_specs(folder: str | Path) -> tuple[dict[str, CharacterSpec], list[Problem]]:
+def scan_specs(folder: str | Path, loader=None) -> tuple[dict[str, CharacterSpec], list[Problem]]:
     """Every good spec in ``folder`` (``*.yaml``/``*.yml``) and the problems of the bad ones.
 
     Never raises. A name used by two files keeps the first (sorted by file name).
+    ``loader`` (default ``load_spec``) reads one file; a caching one saves re-parsing.
     """
+    loader = loader or load_spec
     folder = Path(folder)
     specs: dict[str, CharacterSpec] = {}
     problems: list[Problem] = []
@@ -478,7 +481,7 @@ def scan_specs(folder: str | Path) -> tuple[dict[str, CharacterSpec], list[Probl
         return specs, [Problem(str(folder), "", f"cannot read the folder of character specs: {exc.strerror or exc}")]
     for file in files:
         try:
-            spec = load_spec(file)
+            spec = loader(file)
         except InvalidInput as exc:
             problems.extend(exc.problems)
             continue

@@ -82,3 +82,23 @@ def test_a_stale_reference_never_reaches_the_dataset(tmp_path):
     spec_file.write_text("name: me\ntrigger_word: me_char\ndescription: a knight\nstyle: flat\nposes: {idle: standing}\nreferences_dir: refs\n")
     pipeline.reference_images(load_spec(spec_file), out, never)
     assert sorted(p.name for p in out.iterdir()) == ["front.png"]
+
+
+def test_an_unchanged_pose_image_is_not_cut_again(tmp_path):
+    from fal_assets.cutout import make_cutter
+
+    source = tmp_path / "idle.png"
+    image = Image.new("RGB", (64, 96), "white")
+    image.paste((200, 40, 40), (20, 20, 44, 80))
+    image.save(source)
+    out = tmp_path / "cutouts" / "idle.png"
+    cutter = make_cutter("key")
+    first = pipeline.sprite(source, out, cutter)
+    made = out.stat().st_mtime_ns
+    again = pipeline.sprite(source, out, cutter)
+    assert (first.details["cache_hit"], again.details["cache_hit"]) == (False, True)
+    assert out.stat().st_mtime_ns == made and again.method == first.method
+    assert pipeline.sprite(source, out, make_cutter("key", key_options={"tolerance": 20})).details["cache_hit"] is False  # other settings
+    image.paste((40, 40, 200), (20, 20, 30, 30))
+    image.save(source)
+    assert pipeline.sprite(source, out, make_cutter("key", key_options={"tolerance": 20})).details["cache_hit"] is False  # a new image
