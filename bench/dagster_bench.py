@@ -41,7 +41,7 @@ description: a small round green slime with two dot eyes
 style: flat pixel art
 palette:
   body: "#33CC66"
-models: {{pose: fal-ai/flux-2}}
+models: {{pose: fal-ai/flux-2-flex}}
 image_size: {{width: 256, height: 256}}
 poses:
 {poses}"""

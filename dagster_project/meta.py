@@ -146,8 +146,10 @@ def sprite(made) -> dict[str, Any]:
     import numpy as np
 
     with Image.open(made.path) as image:
+        image.load()
         alpha = np.asarray(image.getchannel("A"))
         size = image.size
+        preview = thumbnail_markdown(image, alt=made.pose)  # one decode for both
     details = {k: v for k, v in made.details.items() if isinstance(v, (str, int, float, bool))}
     return {
         "path": MV.path(str(made.path)),
@@ -158,7 +160,7 @@ def sprite(made) -> dict[str, Any]:
         "details": MV.json(details),
         "size": MV.text(f"{size[0]}x{size[1]}"),
         "alpha_coverage": MV.float(round(float((alpha > 127).mean()), 4)),
-        "preview": MV.md(thumbnail_markdown(made.path, alt=made.pose)),
+        "preview": MV.md(preview),
     }
 
 
