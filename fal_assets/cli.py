@@ -192,11 +192,13 @@ def emulate(
     faults: str = typer.Option("", "--faults", help="e.g. 429=0.3,503=0.05,drop=0.02,hang=0.01,nsfw=0.01"),
     seed: Optional[int] = typer.Option(None, "--seed", help="seed for fault draws"),
     cert_dir: Optional[Path] = typer.Option(None, "--cert-dir", help="where to write the CA"),
+    reject_at: str = typer.Option("result", "--reject-at", help="an invalid request's 422: result (as fal) or submit"),
 ) -> None:
     """Run a fal queue emulator over HTTPS on 127.0.0.1 in the foreground."""
     from .emulator import parse_faults, run_emulator
 
-    run_emulator(port, latency=latency, concurrency=concurrency, faults=parse_faults(faults), seed=seed, cert_dir=cert_dir)
+    run_emulator(port, latency=latency, concurrency=concurrency, faults=parse_faults(faults), seed=seed, cert_dir=cert_dir,
+                 reject_at=reject_at)
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import hashlib
 import io
 import json
@@ -31,6 +32,8 @@ from .store import ContentStore
 from .validation import validate
 
 log = logging.getLogger("fal_assets.generate")
+#: How a journal row that fal answered with 422 at result time starts its error line.
+REJECTED_BY_FAL = "fal rejected (422 at result time) request"
 
 
 @dataclass
@@ -211,6 +214,15 @@ def verify_file(data: bytes, content_type: str, declared: dict[str, Any], where:
     return None
 
 
+def canonical_request(request: Request) -> Request:
+    """The request with its endpoint as fal knows it (``fal-ai/flux-2-flash`` ->
+    ``fal-ai/flux-2/flash``); fal answers an alias with 404."""
+    canonical = load_catalog().canonical(request.endpoint)
+    if canonical == request.endpoint:
+        return request
+    return dataclasses.replace(request, endpoint=canonical)
+
+
 class ClaimLost(GenerationFailed):
     """Another process took over this request's claim before it was sent."""
 
@@ -262,6 +274,7 @@ class Generator:
 
     def prepare(self, request: Request) -> tuple[dict[str, Any], CostEstimate, str]:
         """Validated arguments with a pinned seed and file hashes; the estimate; the key."""
+        request = canonical_request(request)
         arguments = copy.deepcopy(request.arguments)
         input_sizes = []
         for path, local in sorted(request.files.items()):
@@ -297,11 +310,14 @@ class Generator:
         raise GenerationFailed(f"{what}: gave up after {settings.retries} tries: {type(last).__name__}: {last}")
 
     async def generate(self, request: Request) -> Generation:
+        request = canonical_request(request)  # fal knows only canonical ids: submit, journal, price by them
         arguments, cost, key = self.prepare(request)
         endpoint = request.endpoint
         known = await self._journal("get", key)
         if known is not None and known.state == jr.State.COMPLETED:
             return self._from_entry(known, cost, cache_hit=True)  # no slot, no network
+        if known is not None and known.state == jr.State.FAILED and (known.error or "").startswith(REJECTED_BY_FAL):
+            raise GenerationFailed(f"{endpoint}: not sent: {known.error}; the same arguments would be rejected again")
         started, resent = time.monotonic(), 0
         while True:
             # Claim only once a slot is free: a claim never waits in our own queue, so its
@@ -478,7 +494,11 @@ class Generator:
         """Fetch the result, download every file at once, verify, store, journal."""
         endpoint = request.endpoint
         started = time.monotonic()
-        result = await self._retry(f"result {request_id}", lambda: self.backend.result(endpoint, request_id))
+        try:
+            result = await self._retry(f"result {request_id}", lambda: self.backend.result(endpoint, request_id))
+        except InvalidInput as rejected:
+            line = await self._finish_rejected(endpoint, key, request_id, cost, rejected)
+            raise GenerationFailed(line) from rejected
         files = await self._download_all(result, request_id)
         flagged = any(result.get("has_nsfw_concepts") or [])
         billed = cost.cost_usd if self.backend.billed else 0.0
@@ -507,6 +527,19 @@ class Generator:
         )
         self.guard.settle(cost.cost_usd, billed)
         return self._from_entry(entry, cost, cache_hit=False)
+
+    async def _finish_rejected(self, endpoint: str, key: str, request_id: str, cost: CostEstimate, rejected: InvalidInput) -> str:
+        """fal ran the request to COMPLETED and answered 422 from the result GET: a finished,
+        failed job. Journal it failed with fal's field errors on one line and settle the
+        budget; a rerun then submits a corrected request, never this one again by id."""
+        fields = "; ".join(rejected.lines())
+        # fal may bill a 422 that spent GPU time; its answer does not say, so nothing is recorded as billed.
+        await self._journal("mark_failed", key, f"{REJECTED_BY_FAL} {request_id}: {fields}")
+        self.guard.settle(cost.cost_usd, 0.0)
+        line = (f"{endpoint}: {REJECTED_BY_FAL} {request_id}: {fields}; journaled as failed and never sent again "
+                "with these arguments: correct them")
+        self.on_event(line)
+        return line
 
     async def _download_all(self, result: dict[str, Any], request_id: str) -> list[dict[str, Any]]:
         """Every output file at once: result URLs are temporary."""

@@ -22,6 +22,7 @@ log = logging.getLogger("fal_assets.emulator")
 REQUEST_ROUTE = re.compile(r"^/(?P<app>[^/]+/[^/]+(?:/.+?)?)/requests/(?P<rid>[^/]+)(?P<action>/status|/cancel)?/?$")
 AUTH = re.compile(r"^Key\s+\S+")
 MAX_BODY = 512 * 1024 * 1024  # data URIs of datasets can be large
+REJECT_AT = ("result", "submit")
 
 
 def _json(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
@@ -44,7 +45,13 @@ class Emulator:
         estimate: Callable[..., Any] | None = None,
         run_job: Callable[..., Any] | None = None,
         picks_seed: Callable[[str], bool] | None = None,
+        reject_at: str = "result",
     ):
+        if reject_at not in REJECT_AT:
+            raise ValueError(f"reject_at must be one of {', '.join(REJECT_AT)}, got {reject_at!r}")
+        # fal accepts an invalid request, runs it to COMPLETED and answers the 422 from the
+        # result GET ("result", fal's behaviour); "submit" answers it at once (the old mode).
+        self.reject_at = reject_at
         if validate is None:
             from ..validation import validate
         if estimate is None:
@@ -136,17 +143,23 @@ class Emulator:
         if (fault := await self._fault(request, "submit")) is not None:
             return fault
         endpoint = request.path.strip("/")
+        if (unknown := _unknown_app(endpoint)) is not None:
+            log.info("404 for %s: %s", endpoint, unknown)
+            return _json({"detail": unknown}, 404)
         try:
             arguments = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
             return _json({"detail": [{"loc": ["body"], "msg": "body is not valid JSON", "type": "json_invalid"}]}, 422)
         if not isinstance(arguments, dict):
             return _json({"detail": [{"loc": ["body"], "msg": "body must be a JSON object", "type": "dict_type"}]}, 422)
+        rejection: dict[str, Any] | None = None
         try:
             validated = dict(self.validate(endpoint, arguments))
         except InvalidInput as exc:
-            log.info("rejected %s: %s", endpoint, "; ".join(exc.lines()))
-            return _json(unprocessable_body(exc), 422)
+            log.info("rejected %s at %s time: %s", endpoint, self.reject_at, "; ".join(exc.lines()))
+            if self.reject_at == "submit":
+                return _json(unprocessable_body(exc), 422)
+            validated, rejection = dict(arguments), unprocessable_body(exc)
         except Exception as exc:  # a bug in validation: answer like fal's 500, keep serving
             log.exception("validation of %s failed", endpoint)
             return _json({"detail": f"Internal error: {type(exc).__name__}", "error_type": "internal_error"}, 500)
@@ -160,6 +173,7 @@ class Emulator:
             host=request.host,
             nsfw=self.dice.draw("job") == "nsfw",
             webhook=request.query.get("fal_webhook"),
+            rejection=rejection,
         )
         job.log("Request accepted")
         await self.queue.put(job)
@@ -212,7 +226,7 @@ class Emulator:
         else:
             body["logs"] = logs
             body["metrics"] = {"inference_time": job.inference_time} if job.inference_time is not None else {}
-            if job.error is not None:
+            if job.error is not None and job.rejection is None:
                 body["error"], body["error_type"] = job.error, job.error_type
         return _json(body, 200 if job.state == COMPLETED else 202, {"x-fal-request-id": job.request_id})
 
@@ -260,6 +274,13 @@ class Emulator:
         # The job takes --latency (fal's GPU time); the local render that stands in for
         # the model runs during it rather than after it.
         started = loop.time()
+        if job.rejection is not None:  # fal runs an invalid request too, then answers 422
+            await asyncio.sleep(self.latency)
+            job.fail(422, "validation_error", "; ".join(str(d.get("msg")) for d in job.rejection["detail"]), job.rejection)
+            job.log("Request failed validation", "ERROR")
+            self.ledger.reject(job)
+            job.state = COMPLETED
+            return
         try:
             outcome = await loop.run_in_executor(
                 self.executor,
@@ -331,6 +352,8 @@ class Emulator:
             "submit_attempts": self.ledger.submit_attempts,
             "cancelled": self.ledger.cancelled,
             "billed": list(self.ledger.billed),
+            "rejected": list(self.ledger.rejected),
+            "reject_at": self.reject_at,
             "total_usd": self.ledger.total_usd(),
             "max_in_progress": self.queue.max_in_progress,
             "in_progress": self.queue.in_progress,
@@ -380,3 +403,16 @@ def _takes_seed(endpoint: str) -> bool:
 
     spec = load_catalog().get(endpoint)
     return spec.output_kind == "image" and "seed" in spec.params
+
+
+def _unknown_app(endpoint: str) -> str | None:
+    """fal's 404 for an id it does not serve: an alias (``fal-ai/flux-2-flash``) is not
+    an endpoint on fal, whatever the seeds wrote. None for a catalogued canonical id (or
+    its sub-path) and for ids outside the catalog (left to validation)."""
+    from ..catalog import load_catalog
+
+    catalog = load_catalog()
+    if endpoint in catalog.aliases():
+        owner, _, rest = endpoint.partition("/")
+        return f"Application '{rest.split('/')[0]}' not found for user '{owner}'"
+    return None

@@ -1,0 +1,85 @@
+"""Issue 9: what a real fal account does, reproduced by the emulator and driven through
+the real fal_client (tests/fal_driver.py in a subprocess, as in test_fal_backend.py)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from fal_assets.emulator import EmulatorProcess
+from test_fal_backend import drive, journal_rows
+
+pytestmark = pytest.mark.slow
+
+SMALL = {"width": 256, "height": 256}
+
+SUBMIT = """
+import asyncio, json, sys
+import fal_client
+
+async def main(endpoint, arguments):
+    client = fal_client.AsyncClient(key="test-key")
+    try:
+        handle = await client.submit(endpoint, arguments)
+        return {"status_code": 200, "request_id": handle.request_id}
+    except fal_client.FalClientHTTPError as e:
+        return {"status_code": e.status_code, "body": e.response.json()}
+
+print(json.dumps(asyncio.run(main(sys.argv[1], json.loads(sys.argv[2])))))
+"""
+
+
+def run_client_script(emulator, endpoint, arguments):
+    """One raw submit with the real fal_client, no validation of ours in the way."""
+    proc = subprocess.run([sys.executable, "-c", SUBMIT, endpoint, json.dumps(arguments)], env=emulator.client_env(),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_an_alias_reaches_fal_as_its_canonical_id(tmp_path):
+    flash = {"endpoint": "fal-ai/flux-2-flash", "arguments": {"prompt": "a knight, plain white background", "image_size": SMALL, "seed": 3}}
+    with EmulatorProcess(concurrency=2) as emulator:
+        summary = drive(emulator, tmp_path, {"requests": [flash]})
+        ledger = emulator.ledger()
+        # The alias itself, sent verbatim by the real client, is fal's 404.
+        raw = run_client_script(emulator, "fal-ai/flux-2-flash", flash["arguments"])
+    assert summary["errors"] == [], summary["errors"]
+    (ok,) = summary["ok"]
+    assert ok["endpoint"] == "fal-ai/flux-2/flash"
+    assert [row["endpoint"] for row in ledger["billed"]] == ["fal-ai/flux-2/flash"]
+    assert summary["totals"]["billed_usd"] == pytest.approx(ledger["total_usd"]) and ledger["total_usd"] > 0
+    with __import__("sqlite3").connect(tmp_path / "work" / "journal.db") as db:
+        assert db.execute("select endpoint from fal_requests").fetchall() == [("fal-ai/flux-2/flash",)]
+    assert raw["status_code"] == 404 and "not found" in json.dumps(raw["body"]).lower()
+
+
+def test_a_422_at_result_time_ends_failed_settled_and_is_never_sent_again(tmp_path):
+    good = {"endpoint": "fal-ai/flux-2-pro", "arguments": {"prompt": "a knight", "image_size": SMALL, "seed": 1}}
+    bad = {"endpoint": "fal-ai/flux-2-pro", "arguments": {"prompt": "a knight", "image_size": SMALL, "seed": 2, "output_format": "gif"}}
+    spec = {"requests": [good, bad], "loose_validation": True, "budget_per_run_usd": 5.0}
+    with EmulatorProcess(concurrency=2, latency=0.1) as emulator:
+        first = drive(emulator, tmp_path, spec)
+        second = drive(emulator, tmp_path, spec)
+        ledger = emulator.ledger()
+    assert ledger["reject_at"] == "result"
+    assert ledger["submitted"] == 2  # the bad one was accepted once, never resubmitted
+    assert len(ledger["rejected"]) == 1 and len(ledger["billed"]) == 1
+    (error,) = first["errors"]
+    assert "422" in error and "arguments.output_format" in error and "\n" not in error
+    states = sorted(r[0] for r in journal_rows(tmp_path))
+    assert states == ["completed", "failed"]
+    assert first["totals"]["pending_usd"] == 0  # nothing is left counting against the budget
+    assert first["run_spent"] == pytest.approx(ledger["total_usd"])  # the run's budget is settled
+    (again,) = second["errors"]
+    assert "not sent" in again and second["ok"][0]["cache_hit"]
+
+
+def test_submit_time_rejection_stays_available_as_an_option(tmp_path):
+    bad = {"prompt": "x", "output_format": "gif"}
+    with EmulatorProcess(concurrency=1, reject_at="submit") as emulator:
+        raw = run_client_script(emulator, "fal-ai/flux-2-pro", bad)
+        ledger = emulator.ledger()
+    assert raw["status_code"] == 422 and raw["body"]["detail"][0]["loc"] == ["body", "output_format"]
+    assert ledger["submitted"] == 0 and ledger["reject_at"] == "submit"
