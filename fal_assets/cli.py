@@ -185,6 +185,26 @@ def generate(
 
 @app.command()
 @guarded
+def prices(
+    as_json: bool = typer.Option(False, "--json", help="print JSON rows instead of a table"),
+    prices_file: Optional[Path] = typer.Option(None, "--prices", help="a prices file that overrides the shipped table"),
+) -> None:
+    """Print the price table: endpoint, price rule, source and the date it was checked."""
+    from .pricing import load_prices, price_rows
+
+    rows = price_rows(load_prices(prices_file))
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    columns = ("endpoint", "price", "checked", "source")
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns[:-1]}
+    typer.echo("  ".join(c.ljust(widths[c]) for c in columns[:-1]) + "  source")
+    for row in rows:
+        typer.echo("  ".join(str(row[c]).ljust(widths[c]) for c in columns[:-1]) + "  " + row["source"])
+
+
+@app.command()
+@guarded
 def emulate(
     port: int = typer.Option(..., "--port", min=0, max=65535),
     latency: float = typer.Option(0.0, "--latency", min=0.0, help="seconds each job runs"),

@@ -29,6 +29,7 @@ from .errors import ContentFlagged, GenerationFailed, InvalidInput
 from .media import content_type_for, image_size_of, suffix_for
 from .pricing import CostEstimate, estimate
 from .store import ContentStore
+from .uploads import RESULT_URL_LIFETIME_S, UPLOAD_LIFETIME_S, UploadCache
 from .validation import validate
 
 log = logging.getLogger("fal_assets.generate")
@@ -263,6 +264,8 @@ class Generator:
             self.guard.run_spent = run_spend(journal, settings.run_id)
         self.in_flight = 0
         self.max_in_flight = 0
+        self.uploads = UploadCache(journal, backend.label) if backend.billed else None
+        self._upload_locks: dict[str, asyncio.Lock] = {}
 
     def key_for(self, endpoint: str, arguments: dict[str, Any]) -> str:
         """The journal key: the plain request hash on fal.ai; other backends' keys carry
@@ -422,12 +425,44 @@ class Generator:
         sendable = copy.deepcopy(arguments)
         for path, local in sorted(request.files.items()):
             data = Path(local).read_bytes()
-            url = await self._retry(f"upload {path}", lambda: self.backend.upload(data, content_type_for(local), Path(local).name),
-                                    timeout=self.settings.download_timeout)
-            set_path(sendable, path, url)
+            set_path(sendable, path, await self._uploaded_url(path, Path(local), data))
         if not await self._journal("renew", key):
             raise ClaimLost(f"{endpoint}: {key[:12]}: another process took over this claim; not sent")
         return await self._retry(f"submit {endpoint}", lambda: self.backend.submit(endpoint, sendable), send=True)
+
+    async def _uploaded_url(self, path: str, local: Path, data: bytes) -> str:
+        """The URL of ``data`` on the backend: uploaded once per content hash and reused
+        (across poses, runs and processes) while fal still holds it; a URL fal returned
+        for the same bytes (the trainer's LoRA) is preferred while it is valid."""
+
+        def send():
+            return self.backend.upload(data, content_type_for(local), local.name)
+
+        to_cdn = getattr(self.backend, "uploads_to_cdn", None)
+        if self.uploads is None or to_cdn is None or not to_cdn(len(data)):
+            return await self._retry(f"upload {path}", send, timeout=self.settings.download_timeout)
+        digest = hashlib.sha256(data).hexdigest()
+        async with self._upload_locks.setdefault(digest, asyncio.Lock()):  # one upload per file in this process
+            known = await asyncio.to_thread(self.uploads.get, digest)
+            if known is not None:
+                self.on_event(f"upload {path}: {local.name} already on fal ({known.origin} URL, valid until "
+                              f"{known.expires_at:%Y-%m-%d %H:%M} UTC); not uploaded again")
+                return known.url
+            url = await self._retry(f"upload {path}", send, timeout=self.settings.download_timeout)
+            await asyncio.to_thread(self.uploads.put, digest, url, len(data), lifetime_s=UPLOAD_LIFETIME_S)
+            self.on_event(f"upload {path}: {local.name} ({len(data)} bytes) uploaded once as {url}")
+            return url
+
+    async def _remember_result_urls(self, files: list[dict[str, Any]]) -> None:
+        """A file fal returned (the trainer's LoRA) is on fal already: keep its URL, so a
+        request that sends the same bytes uses it instead of uploading them again."""
+        if self.uploads is None:
+            return
+        for item in files:
+            url = item.pop("source_url", None)
+            if url and url.startswith(("https://", "http://")):
+                await asyncio.to_thread(self.uploads.put, hashlib.sha256(item["data"]).hexdigest(), url, len(item["data"]),
+                                        lifetime_s=RESULT_URL_LIFETIME_S, origin="result")
 
     async def _record_submitted(self, endpoint: str, key: str, request_id: str) -> None:
         """Journal the request id; if the journal cannot take it, cancel the job rather
@@ -500,6 +535,7 @@ class Generator:
             line = await self._finish_rejected(endpoint, key, request_id, cost, rejected)
             raise GenerationFailed(line) from rejected
         files = await self._download_all(result, request_id)
+        await self._remember_result_urls(files)
         flagged = any(result.get("has_nsfw_concepts") or [])
         billed = cost.cost_usd if self.backend.billed else 0.0
         kind = "billed" if self.backend.billed else "estimated"
@@ -552,7 +588,8 @@ class Generator:
                 return data, content_type, size
 
             data, content_type, size = await self._retry(f"download {request_id} {slot}", fetch, timeout=self.settings.download_timeout)
-            entry = {"slot": slot, "content_type": content_type, "suffix": suffix_for(content_type, item["url"]), "data": data}
+            entry = {"slot": slot, "content_type": content_type, "suffix": suffix_for(content_type, item["url"]), "data": data,
+                     "source_url": item["url"]}
             if size:
                 entry["width"], entry["height"] = size
             return entry

@@ -431,3 +431,29 @@ def _usd(value: float | None) -> str:
     text = f"{value:.6f}".rstrip("0")
     whole, _, frac = text.partition(".")
     return f"${whole}.{frac.ljust(2, '0')}"
+
+
+def price_rows(prices: PriceTable | None = None) -> list[dict[str, Any]]:
+    """The price table as rows (priced first, then unpriced), each with its rule, its
+    source and the date it was checked: what ``fal-assets prices`` prints."""
+    table = prices if prices is not None else load_prices()
+    rows: list[dict[str, Any]] = []
+    for endpoint, entry in sorted(table.prices.items()):
+        if entry.unit == "step":
+            rule = f"{_usd(float(entry.price))}/step"
+            if entry.reference_multipliers:
+                rule += " x refs " + ", ".join(f"{k}: {v:g}" for k, v in sorted(entry.reference_multipliers.items()))
+        elif entry.unit == "image":
+            rule = f"{_usd(float(entry.price))}/image"
+        else:
+            rule = f"{_usd(float(entry.price))}/MP"
+            if entry.extra_megapixel_price is not None:
+                rule = f"{_usd(float(entry.price))} first MP + {_usd(float(entry.extra_megapixel_price))}/extra MP"
+            rule += " (" + " + ".join(entry.billed_on) + ")"
+            if entry.input_megapixels is not None:
+                rule += f", each input = {entry.input_megapixels} MP"
+        rows.append({"endpoint": endpoint, "price": rule, "source": entry.source, "checked": entry.checked.isoformat()})
+    for endpoint, unknown in sorted(table.unpriced.items()):
+        rows.append({"endpoint": endpoint, "price": "unpriced (estimate refuses it)", "source": unknown.source,
+                     "checked": unknown.checked.isoformat()})
+    return rows

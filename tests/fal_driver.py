@@ -68,7 +68,7 @@ async def main(spec: dict) -> dict:
         budget=Budget(per_run_usd=spec.get("budget_per_run_usd")),
         run_id=spec.get("run_id"),
     )
-    backend = make_backend("fal", request_timeout=settings.call_timeout)
+    backend = make_backend("fal", request_timeout=settings.call_timeout, **spec.get("backend_options", {}))
     journal = settings.journal()
     generator = Generator(backend, journal, ContentStore(settings.store_root), settings, on_event=lambda m: print(m, file=sys.stderr))
     requests = [Request(r["endpoint"], r["arguments"], files={k: Path(v) for k, v in r.get("files", {}).items()},

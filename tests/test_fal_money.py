@@ -83,3 +83,44 @@ def test_submit_time_rejection_stays_available_as_an_option(tmp_path):
         ledger = emulator.ledger()
     assert raw["status_code"] == 422 and raw["body"]["detail"][0]["loc"] == ["body", "output_format"]
     assert ledger["submitted"] == 0 and ledger["reject_at"] == "submit"
+
+
+def big_lora(path, megabytes):
+    """A LoRA the local renderer reads, padded to ``megabytes`` like a real FLUX.2 LoRA (~300 MB)."""
+    import numpy as np
+
+    from fal_assets.render.lora import LORA_FORMAT, PART_ORDER, _save
+
+    tensors = {
+        "palette": np.array([[0.8, 0.1, 0.5], [0.2, 0.2, 0.2]], np.float32),
+        "weights": np.array([0.6, 0.4], np.float32),
+        "part_colours": np.zeros((len(PART_ORDER), 3), np.float32),
+        "part_mask": np.zeros(len(PART_ORDER), np.float32),
+        "proportions": np.array([0.45, 0.5, 0.8], np.float32),
+        "strength": np.array([0.9], np.float32),
+        "padding": np.arange(megabytes * 1024 * 1024 // 4, dtype=np.float32),
+    }
+    path.write_bytes(_save(tensors, {"format": LORA_FORMAT, "trigger_word": "bolt_char"}))
+    return path
+
+
+def pose(i, lora):
+    return {"endpoint": "fal-ai/flux-2/lora", "files": {"loras.0.path": str(lora)},
+            "arguments": {"prompt": f"bolt_char, a robot, pose {i}", "image_size": {"width": 512, "height": 512}, "seed": i,
+                          "num_inference_steps": 4, "loras": [{"path": "", "scale": 1.0}]}}
+
+
+def test_a_150_mb_lora_goes_up_once_through_fals_cdn_for_8_poses_and_later_runs(tmp_path):
+    lora = big_lora(tmp_path / "pytorch_lora_weights.safetensors", 150)
+    size = lora.stat().st_size
+    with EmulatorProcess(concurrency=4) as emulator:
+        first = drive(emulator, tmp_path, {"requests": [pose(i, lora) for i in range(8)], "concurrency": 4, "call_timeout": 60})
+        second = drive(emulator, tmp_path, {"requests": [pose(i, lora) for i in range(8, 10)], "call_timeout": 60})
+        ledger = emulator.ledger()
+    assert first["errors"] == [] and second["errors"] == [], (first["errors"], second["errors"])
+    uploads = ledger["uploads"]
+    (only,) = uploads["files"]  # one upload for 10 poses in two processes
+    assert only["bytes"] == size and only["multipart"] and uploads["parts"] == -(-size // (10 * 1024 * 1024))
+    assert uploads["tokens"] == 1  # the second process found the URL in the journal: no token, no upload
+    assert len(ledger["billed"]) == 10 and ledger["submitted"] == 10
+    assert first["totals"]["billed_usd"] < second["totals"]["billed_usd"] == pytest.approx(ledger["total_usd"])
