@@ -221,6 +221,79 @@ def emulate(
                  reject_at=reject_at)
 
 
+journal_app = typer.Typer(no_args_is_help=True, help="Settle requests the journal is in doubt about.")
+app.add_typer(journal_app, name="journal")
+
+
+def _open_journal(out: Path, journal: Optional[str]):
+    from .generate import Settings
+
+    settings = Settings(backend="fal", store_root=out / "store", journal_url=journal)
+    return settings, settings.journal()
+
+
+@journal_app.command("doubt")
+@guarded
+def journal_doubt(
+    out: Path = typer.Option(Path(".fal-assets"), "--out", help="folder of the store and the journal"),
+    journal: Optional[str] = typer.Option(None, "--journal", help="database URL (default: a SQLite file in --out)"),
+) -> None:
+    """List requests sent without a recorded answer (key, endpoint, estimate, what is known)."""
+    from .journal import State
+
+    settings, jr = _open_journal(out, journal)
+    log = settings.accepted_log()
+    try:
+        for entry in jr.entries(state=State.IN_DOUBT):
+            mark = log.last(entry.key)
+            known = f"accepted as {mark.request_id}" if mark and mark.request_id else (mark.event if mark else "never sent")
+            typer.echo(f"{entry.key} {entry.endpoint} ${entry.estimate_usd:.2f} {known}")
+    finally:
+        jr.close()
+
+
+@journal_app.command("adopt")
+@guarded
+def journal_adopt(
+    key: str,
+    request_id: str,
+    out: Path = typer.Option(Path(".fal-assets"), "--out", help="folder of the store and the journal"),
+    journal: Optional[str] = typer.Option(None, "--journal", help="database URL (default: a SQLite file in --out)"),
+) -> None:
+    """Follow REQUEST_ID (from fal's dashboard or a webhook) for KEY instead of sending it again."""
+    from .journal import JournalStateError
+
+    _, jr = _open_journal(out, journal)
+    try:
+        entry = jr.adopt(key, request_id)
+    except JournalStateError as exc:
+        fail([str(exc)])
+    finally:
+        jr.close()
+    typer.echo(f"{entry.key} {entry.endpoint}: adopted {request_id}; the next run follows it (no second submit)")
+
+
+@journal_app.command("resend")
+@guarded
+def journal_resend(
+    key: str,
+    out: Path = typer.Option(Path(".fal-assets"), "--out", help="folder of the store and the journal"),
+    journal: Optional[str] = typer.Option(None, "--journal", help="database URL (default: a SQLite file in --out)"),
+) -> None:
+    """Send KEY again on the next run, on purpose (fal may bill the lost attempt too)."""
+    from .journal import JournalStateError
+
+    settings, jr = _open_journal(out, journal)
+    try:
+        entry = jr.allow_resend(key)
+    except JournalStateError as exc:
+        fail([str(exc)])
+    finally:
+        jr.close()
+    settings.accepted_log().resend(key, entry.endpoint)
+    typer.echo(f"{entry.key} {entry.endpoint}: the next run sends it again")
+
+
 def main() -> None:
     app()
 

@@ -4,11 +4,12 @@ the real fal_client (tests/fal_driver.py in a subprocess, as in test_fal_backend
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
 from fal_assets.emulator import EmulatorProcess
-from test_fal_backend import drive, journal_rows
+from test_fal_backend import drive, journal_rows, start_driver
 
 pytestmark = pytest.mark.slow
 
@@ -124,3 +125,92 @@ def test_a_150_mb_lora_goes_up_once_through_fals_cdn_for_8_poses_and_later_runs(
     assert uploads["tokens"] == 1  # the second process found the URL in the journal: no token, no upload
     assert len(ledger["billed"]) == 10 and ledger["submitted"] == 10
     assert first["totals"]["billed_usd"] < second["totals"]["billed_usd"] == pytest.approx(ledger["total_usd"])
+
+
+def cheap(i):
+    return {"endpoint": "fal-ai/flux-2/flash", "arguments": {"prompt": f"a knight number {i}, plain white background",
+                                                             "image_size": {"width": 64, "height": 64}, "seed": i}}
+
+
+def settle_doubts(tmp_path, ledger):
+    """What a user does after the one-line stop: adopt an id fal lists, else resend on purpose."""
+    from fal_assets.accepted import AcceptedLog
+    from fal_assets.emulator import arguments_sha256
+    from fal_assets.journal import Journal, State
+
+    journal = Journal.at(tmp_path / "work" / "journal.db")
+    accepted = {row["arguments_sha256"]: row["request_id"] for row in ledger["accepted"]}
+    adopted = resent = 0
+    try:
+        for entry in journal.entries(state=State.IN_DOUBT):
+            found = accepted.get(arguments_sha256(entry.arguments))
+            if found:
+                journal.adopt(entry.key, found)
+                adopted += 1
+            else:
+                journal.allow_resend(entry.key)
+                AcceptedLog(tmp_path / "work" / "accepted.log").resend(entry.key)
+                resent += 1
+    finally:
+        journal.close()
+    return adopted, resent
+
+
+def test_kill_9_at_random_points_in_50_rounds_bills_each_request_once(tmp_path):
+    import random
+
+    rng = random.Random(9)
+    hooks = ["sending", "accepted", "journaled", "external", "accepted", "external"]
+    counts = {h: 0 for h in set(hooks)}
+    wanted: list[dict] = []
+    adopted = resent = 0
+    spec = {"concurrency": 2, "call_timeout": 10, "resend_in_doubt_below_usd": 0.0}  # never resend on doubt
+    with EmulatorProcess(concurrency=2, latency=0.02) as emulator:
+        for round_ in range(50):
+            wanted.append(cheap(round_))
+            hook = rng.choice(hooks)
+            counts[hook] += 1
+            round_spec = {**spec, "requests": wanted[-3:]}  # the new request and two earlier ones
+            if hook != "external":
+                round_spec.update(kill_at=hook, kill_nth=1)
+            proc = start_driver(emulator, tmp_path, round_spec, name=f"round{round_}.json")
+            if hook == "external":
+                time.sleep(rng.uniform(0.6, 1.2))  # around import end and the submits
+                proc.kill()
+            proc.communicate(timeout=60)
+            a, r = settle_doubts(tmp_path, emulator.ledger())
+            adopted, resent = adopted + a, resent + r
+        final = drive(emulator, tmp_path, {**spec, "requests": wanted})
+        for _ in range(2):  # a doubt the final run stopped on, settled, then finished
+            if not final["errors"]:
+                break
+            a, r = settle_doubts(tmp_path, emulator.ledger())
+            adopted, resent = adopted + a, resent + r
+            final = drive(emulator, tmp_path, {**spec, "requests": wanted})
+        ledger = emulator.ledger()
+    assert final["errors"] == [] and len(final["ok"]) == 50, final["errors"]
+    bodies = [row["arguments_sha256"] for row in ledger["billed"]]
+    assert len(bodies) == 50 and len(set(bodies)) == 50  # every request billed exactly once
+    assert ledger["submitted"] == 50  # fal accepted each exactly once
+    assert final["totals"]["billed_usd"] == pytest.approx(ledger["total_usd"])
+    assert counts["accepted"] > 0 and counts["sending"] > 0 and counts["external"] > 0
+    print(f"\nkill rounds: {counts}; adopted by hand {adopted}, resent on purpose {resent}; "
+          f"journal ${final['totals']['billed_usd']:.4f} = ledger ${ledger['total_usd']:.4f}")
+
+
+def test_a_journal_lock_held_across_acceptance_bills_once(tmp_path):
+    import sqlite3
+
+    one = cheap(1)
+    spec = {"requests": [one], "sqlite_busy_timeout": 0.2}
+    with EmulatorProcess(concurrency=1, latency=0.05) as emulator:
+        held = drive(emulator, tmp_path, {**spec, "hold_journal_lock": True})
+        again = drive(emulator, tmp_path, spec)
+        ledger = emulator.ledger()
+    (error,) = held["errors"]
+    assert "accepted but the journal could not record it" in error and "a rerun follows it" in error
+    assert again["errors"] == [] and not again["ok"][0]["cache_hit"]
+    assert ledger["submitted"] == 1 and len(ledger["billed"]) == 1  # followed by its id, not sent again
+    assert again["ok"][0]["request_id"] == ledger["billed"][0]["request_id"]
+    with sqlite3.connect(tmp_path / "work" / "journal.db") as db:
+        assert db.execute("select state from fal_requests").fetchall() == [("completed",)]

@@ -69,6 +69,12 @@ class Ledger:
     cancelled: int = 0
     billed: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)  # 422 at result time (billed $0 here)
+    accepted: list[dict[str, Any]] = field(default_factory=list)  # every job accepted, billed or not yet
+
+    def accept(self, job: Job) -> None:
+        self.accepted.append(
+            {"request_id": job.request_id, "endpoint": job.endpoint, "arguments_sha256": job.arguments_sha256}
+        )
 
     def reject(self, job: Job) -> None:
         self.rejected.append(

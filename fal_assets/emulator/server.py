@@ -192,6 +192,7 @@ class Emulator:
         job.log("Request accepted")
         await self.queue.put(job)
         self.ledger.submitted += 1
+        self.ledger.accept(job)
         log.info("accepted %s %s", job.request_id, endpoint)
         body = {
             **self._urls(job),
@@ -436,6 +437,7 @@ class Emulator:
             "cancelled": self.ledger.cancelled,
             "billed": list(self.ledger.billed),
             "rejected": list(self.ledger.rejected),
+            "accepted": list(self.ledger.accepted),
             "reject_at": self.reject_at,
             "total_usd": self.ledger.total_usd(),
             "max_in_progress": self.queue.max_in_progress,
