@@ -125,6 +125,7 @@ def test_a_150_mb_lora_goes_up_once_through_fals_cdn_for_8_poses_and_later_runs(
     assert uploads["tokens"] == 1  # the second process found the URL in the journal: no token, no upload
     assert len(ledger["billed"]) == 10 and ledger["submitted"] == 10
     assert first["totals"]["billed_usd"] < second["totals"]["billed_usd"] == pytest.approx(ledger["total_usd"])
+    lora.unlink()  # 150 MB: do not keep it in pytest's kept tmp folders
 
 
 def cheap(i):
