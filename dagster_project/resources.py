@@ -35,6 +35,11 @@ class FalResource(dg.ConfigurableResource):
     poll_interval: float = Field(0.1, description="seconds between status polls")
     call_timeout: float = Field(30.0, description="timeout of each HTTP call, seconds")
     resubmit_in_doubt: bool = Field(True, description="send again (once) a submit whose answer was lost; False: stop and ask")
+    resend_in_doubt_below_usd: float = Field(
+        1.0, ge=0, description="requests estimated at or above this (and all training) are never resent on doubt")
+    wait_timeout: float = Field(1800.0, gt=0, description="seconds to wait for an image request to complete")
+    training_wait_timeout: float = Field(
+        7200.0, gt=0, description="seconds to wait for a training (1000 FLUX.2 steps take ~21 min plus queue)")
 
     @property
     def chosen_backend(self) -> str:
@@ -56,6 +61,9 @@ class FalResource(dg.ConfigurableResource):
             poll_interval=self.poll_interval,
             call_timeout=self.call_timeout,
             resubmit_in_doubt=self.resubmit_in_doubt,
+            resend_in_doubt_below_usd=self.resend_in_doubt_below_usd,
+            wait_timeout=self.wait_timeout,
+            training_wait_timeout=self.training_wait_timeout,
             run_id=run_id,
         )
 

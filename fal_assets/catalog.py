@@ -20,8 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from fal_assets.errors import InvalidInput, Problem
 
-Family = Literal["FLUX.1", "FLUX.2"]
-Purpose = Literal["text-to-image", "edit", "lora-inference", "lora-edit", "training"]
+Family = Literal["FLUX.1", "FLUX.2", "utility", "Kling"]
+Purpose = Literal[
+    "text-to-image", "edit", "lora-inference", "lora-edit", "training",
+    "background-removal", "pixel-art", "image-to-video",
+]
 ParamType = Literal[
     "string", "integer", "number", "boolean", "enum", "image_size", "url", "url_list", "loras"
 ]
@@ -117,14 +120,15 @@ class LoraSpec(_Frozen):
 class OutputSizeSpec(_Frozen):
     """How the output size is chosen: an ``image_size``, an ``aspect_ratio`` or ``resolution_mode``."""
 
-    mode: Literal["image_size", "aspect_ratio", "resolution_mode"]
+    mode: Literal["image_size", "aspect_ratio", "resolution_mode", "input"]  # input: the first input's size
     presets: tuple[str, ...] = ()
     custom: bool = False
     min_side: int | None = None
     max_side: int | None = None
     ratios: tuple[str, ...] = ()
     target_megapixels: float = 1.0
-    default: str  # a preset name, "match_input" or "input_ratio"
+    auto: bool = False  # image_size also takes "auto" (fal's edit endpoints: the model picks, from the inputs)
+    default: str  # a preset name, "match_input", "auto" or "input_ratio"
 
     def bounds(self) -> str:
         """Words for the allowed custom side lengths."""
@@ -150,7 +154,7 @@ class EndpointSpec(_Frozen):
     aliases: tuple[str, ...] = ()
     family: Family
     purpose: Purpose
-    output_kind: Literal["image", "lora"]
+    output_kind: Literal["image", "lora", "video"]
     zero_config: bool = False
     schema_complete: bool = True
     source: str
@@ -160,6 +164,7 @@ class EndpointSpec(_Frozen):
     output_size: OutputSizeSpec | None = None
     lora: LoraSpec | None = None
     outputs: tuple[str, ...] = ("images",)
+    nsfw_flag: bool = True  # the result carries has_nsfw_concepts (flux-2-pro's does not)
     notes: tuple[str, ...] = ()
 
     @model_validator(mode="after")
@@ -183,10 +188,13 @@ class EndpointSpec(_Frozen):
         if self.output_kind == "lora":
             if self.purpose != "training" or self.output_size is not None:
                 raise ValueError("only training endpoints output a LoRA, and they have no output size")
-        else:
+        elif self.output_kind == "image":
             if self.output_size is None:
                 raise ValueError("an image endpoint needs output_size")
-            if self.output_size.mode not in p:
+            if self.output_size.mode == "input":
+                if self.image_input is None:
+                    raise ValueError("output_size mode input needs an image input")
+            elif self.output_size.mode not in p:
                 raise ValueError(f"output_size mode {self.output_size.mode} is not a parameter")
         if self.purpose == "training" and self.output_kind != "lora":
             raise ValueError("training endpoints output a LoRA")
@@ -237,8 +245,12 @@ class Catalog(_Frozen):
                 unknown = set(size.presets) - set(self.image_size_presets)
                 if unknown:
                     raise ValueError(f"{spec.id}: unknown presets {sorted(unknown)}")
-                if size.mode == "image_size" and size.default not in (*size.presets, "match_input"):
+                if size.default == "auto" and not size.auto:
+                    raise ValueError(f"{spec.id}: output_size default auto needs auto: true")
+                if size.mode == "image_size" and size.default not in (*size.presets, "match_input", "auto"):
                     raise ValueError(f"{spec.id}: output_size default {size.default!r} is not a preset")
+                if size.mode == "input":
+                    continue  # no size parameter: the output has the input's size
                 param_default = spec.params[size.mode].default
                 # image_size "match_input" and Kontext's "input_ratio" are our names for
                 # "parameter omitted"; resolution_mode's match_input is a real fal value.
@@ -337,7 +349,7 @@ def output_size(
     size = spec.output_size
     if size is None:
         raise InvalidInput(
-            [Problem(endpoint_id, "", f"{spec.id} outputs a LoRA ({', '.join(spec.outputs)}), not images")]
+            [Problem(endpoint_id, "", f"{spec.id} outputs {'a LoRA' if spec.output_kind == 'lora' else 'a ' + spec.output_kind} ({', '.join(spec.outputs)}), not images")]
         )
     chosen = arguments.get(size.mode)
     if chosen is None:
@@ -349,7 +361,7 @@ def output_size(
             return _whole(chosen.get("width"), endpoint_id, field), _whole(
                 chosen.get("height"), endpoint_id, field
             )
-        if chosen == "match_input":
+        if chosen in ("match_input", "auto"):  # auto: we take the first input's size (the model decides)
             return _first_input(endpoint_id, field, input_sizes)
         if chosen in catalog.image_size_presets:
             return catalog.preset(chosen)
@@ -358,7 +370,7 @@ def output_size(
             return parsed["width"], parsed["height"]
         raise InvalidInput([Problem(endpoint_id, field, f"cannot read a size from {chosen!r}")])
 
-    if chosen in ("match_input",):
+    if size.mode == "input" or chosen in ("match_input",):
         return _first_input(endpoint_id, field, input_sizes)
     if chosen in ("input_ratio", "auto"):
         width, height = _first_input(endpoint_id, field, input_sizes)

@@ -185,6 +185,26 @@ def generate(
 
 @app.command()
 @guarded
+def prices(
+    as_json: bool = typer.Option(False, "--json", help="print JSON rows instead of a table"),
+    prices_file: Optional[Path] = typer.Option(None, "--prices", help="a prices file that overrides the shipped table"),
+) -> None:
+    """Print the price table: endpoint, price rule, source and the date it was checked."""
+    from .pricing import load_prices, price_rows
+
+    rows = price_rows(load_prices(prices_file))
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    columns = ("endpoint", "price", "checked", "source")
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns[:-1]}
+    typer.echo("  ".join(c.ljust(widths[c]) for c in columns[:-1]) + "  source")
+    for row in rows:
+        typer.echo("  ".join(str(row[c]).ljust(widths[c]) for c in columns[:-1]) + "  " + row["source"])
+
+
+@app.command()
+@guarded
 def emulate(
     port: int = typer.Option(..., "--port", min=0, max=65535),
     latency: float = typer.Option(0.0, "--latency", min=0.0, help="seconds each job runs"),
@@ -192,11 +212,86 @@ def emulate(
     faults: str = typer.Option("", "--faults", help="e.g. 429=0.3,503=0.05,drop=0.02,hang=0.01,nsfw=0.01"),
     seed: Optional[int] = typer.Option(None, "--seed", help="seed for fault draws"),
     cert_dir: Optional[Path] = typer.Option(None, "--cert-dir", help="where to write the CA"),
+    reject_at: str = typer.Option("result", "--reject-at", help="an invalid request's 422: result (as fal) or submit"),
 ) -> None:
     """Run a fal queue emulator over HTTPS on 127.0.0.1 in the foreground."""
     from .emulator import parse_faults, run_emulator
 
-    run_emulator(port, latency=latency, concurrency=concurrency, faults=parse_faults(faults), seed=seed, cert_dir=cert_dir)
+    run_emulator(port, latency=latency, concurrency=concurrency, faults=parse_faults(faults), seed=seed, cert_dir=cert_dir,
+                 reject_at=reject_at)
+
+
+journal_app = typer.Typer(no_args_is_help=True, help="Settle requests the journal is in doubt about.")
+app.add_typer(journal_app, name="journal")
+
+
+def _open_journal(out: Path, journal: Optional[str]):
+    from .generate import Settings
+
+    settings = Settings(backend="fal", store_root=out / "store", journal_url=journal)
+    return settings, settings.journal()
+
+
+@journal_app.command("doubt")
+@guarded
+def journal_doubt(
+    out: Path = typer.Option(Path(".fal-assets"), "--out", help="folder of the store and the journal"),
+    journal: Optional[str] = typer.Option(None, "--journal", help="database URL (default: a SQLite file in --out)"),
+) -> None:
+    """List requests sent without a recorded answer (key, endpoint, estimate, what is known)."""
+    from .journal import State
+
+    settings, jr = _open_journal(out, journal)
+    log = settings.accepted_log()
+    try:
+        for entry in jr.entries(state=State.IN_DOUBT):
+            mark = log.last(entry.key)
+            known = f"accepted as {mark.request_id}" if mark and mark.request_id else (mark.event if mark else "never sent")
+            typer.echo(f"{entry.key} {entry.endpoint} ${entry.estimate_usd:.2f} {known}")
+    finally:
+        jr.close()
+
+
+@journal_app.command("adopt")
+@guarded
+def journal_adopt(
+    key: str,
+    request_id: str,
+    out: Path = typer.Option(Path(".fal-assets"), "--out", help="folder of the store and the journal"),
+    journal: Optional[str] = typer.Option(None, "--journal", help="database URL (default: a SQLite file in --out)"),
+) -> None:
+    """Follow REQUEST_ID (from fal's dashboard or a webhook) for KEY instead of sending it again."""
+    from .journal import JournalStateError
+
+    _, jr = _open_journal(out, journal)
+    try:
+        entry = jr.adopt(key, request_id)
+    except JournalStateError as exc:
+        fail([str(exc)])
+    finally:
+        jr.close()
+    typer.echo(f"{entry.key} {entry.endpoint}: adopted {request_id}; the next run follows it (no second submit)")
+
+
+@journal_app.command("resend")
+@guarded
+def journal_resend(
+    key: str,
+    out: Path = typer.Option(Path(".fal-assets"), "--out", help="folder of the store and the journal"),
+    journal: Optional[str] = typer.Option(None, "--journal", help="database URL (default: a SQLite file in --out)"),
+) -> None:
+    """Send KEY again on the next run, on purpose (fal may bill the lost attempt too)."""
+    from .journal import JournalStateError
+
+    settings, jr = _open_journal(out, journal)
+    try:
+        entry = jr.allow_resend(key)
+    except JournalStateError as exc:
+        fail([str(exc)])
+    finally:
+        jr.close()
+    settings.accepted_log().resend(key, entry.endpoint)
+    typer.echo(f"{entry.key} {entry.endpoint}: the next run sends it again")
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import hashlib
 import io
 import json
@@ -28,9 +29,15 @@ from .errors import ContentFlagged, GenerationFailed, InvalidInput
 from .media import content_type_for, image_size_of, suffix_for
 from .pricing import CostEstimate, estimate
 from .store import ContentStore
+from .accepted import ACCEPTED, SENDING, AcceptedLog
+from .uploads import RESULT_URL_LIFETIME_S, UPLOAD_LIFETIME_S, UploadCache
 from .validation import validate
 
 log = logging.getLogger("fal_assets.generate")
+#: Backoff base (seconds) between attempts to journal a request id fal accepted.
+RECORD_RETRY_BASE = 0.2
+#: How a journal row that fal answered with 422 at result time starts its error line.
+REJECTED_BY_FAL = "fal rejected (422 at result time) request"
 
 
 @dataclass
@@ -107,12 +114,18 @@ class Settings:
     retry_cap: float = 5.0
     download_timeout: float = 300.0  # a whole file (LoRA weights are large); call_timeout is per call
     resubmit_in_doubt: bool = True  # send again a submit whose answer was lost (what fal_client does)
+    resend_in_doubt_below_usd: float = 1.0  # at or above this (and training, always): never resent on doubt
+    training_wait_timeout: float = 7200.0  # a 1000-step FLUX.2 training takes ~21 min plus queue
     run_id: str | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.concurrency <= 40:
             raise InvalidInput([_problem("concurrency", f"{self.concurrency} is outside 1..40 (fal's account limits)")])
         self.store_root = Path(self.store_root)
+
+    def accepted_log(self) -> AcceptedLog:
+        """The fsync'd record of sends and accepts, beside the store (one per workdir)."""
+        return AcceptedLog(self.store_root.parent / "accepted.log")
 
     def journal(self) -> jr.Journal:
         if self.journal_url:
@@ -211,6 +224,15 @@ def verify_file(data: bytes, content_type: str, declared: dict[str, Any], where:
     return None
 
 
+def canonical_request(request: Request) -> Request:
+    """The request with its endpoint as fal knows it (``fal-ai/flux-2-flash`` ->
+    ``fal-ai/flux-2/flash``); fal answers an alias with 404."""
+    canonical = load_catalog().canonical(request.endpoint)
+    if canonical == request.endpoint:
+        return request
+    return dataclasses.replace(request, endpoint=canonical)
+
+
 class ClaimLost(GenerationFailed):
     """Another process took over this request's claim before it was sent."""
 
@@ -251,6 +273,9 @@ class Generator:
             self.guard.run_spent = run_spend(journal, settings.run_id)
         self.in_flight = 0
         self.max_in_flight = 0
+        self.uploads = UploadCache(journal, backend.label) if backend.billed else None
+        self.accepted = settings.accepted_log() if backend.billed else None
+        self._upload_locks: dict[str, asyncio.Lock] = {}
 
     def key_for(self, endpoint: str, arguments: dict[str, Any]) -> str:
         """The journal key: the plain request hash on fal.ai; other backends' keys carry
@@ -262,6 +287,7 @@ class Generator:
 
     def prepare(self, request: Request) -> tuple[dict[str, Any], CostEstimate, str]:
         """Validated arguments with a pinned seed and file hashes; the estimate; the key."""
+        request = canonical_request(request)
         arguments = copy.deepcopy(request.arguments)
         input_sizes = []
         for path, local in sorted(request.files.items()):
@@ -297,11 +323,14 @@ class Generator:
         raise GenerationFailed(f"{what}: gave up after {settings.retries} tries: {type(last).__name__}: {last}")
 
     async def generate(self, request: Request) -> Generation:
+        request = canonical_request(request)  # fal knows only canonical ids: submit, journal, price by them
         arguments, cost, key = self.prepare(request)
         endpoint = request.endpoint
         known = await self._journal("get", key)
         if known is not None and known.state == jr.State.COMPLETED:
             return self._from_entry(known, cost, cache_hit=True)  # no slot, no network
+        if known is not None and known.state == jr.State.FAILED and (known.error or "").startswith(REJECTED_BY_FAL):
+            raise GenerationFailed(f"{endpoint}: not sent: {known.error}; the same arguments would be rejected again")
         started, resent = time.monotonic(), 0
         while True:
             # Claim only once a slot is free: a claim never waits in our own queue, so its
@@ -320,6 +349,8 @@ class Generator:
                         request_id, waited = await self._run(request, arguments, cost, key, decision)
                         break
                     except MaybeAccepted as lost:
+                        if self._never_resend(request, cost):
+                            raise GenerationFailed(self._doubt_line(endpoint, key, cost, str(lost))) from lost
                         if not self.settings.resubmit_in_doubt or resent >= 1:
                             raise GenerationFailed(
                                 f"{endpoint}: {lost}; fal may hold a paid job for it (it has no idempotency key). "
@@ -361,16 +392,49 @@ class Generator:
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             if decision.action == jr.Action.SUBMIT:
+                adopted = None
                 if decision.previous_state == jr.State.IN_DOUBT:
-                    self.on_event(f"warning: {endpoint}: {key[:12]} was sent before but fal's answer never reached the journal "
-                                  f"({decision.entry.error or 'its process died'}); sending it again")
-                request_id = await self._submit(request, arguments, cost, key)
+                    adopted = await self._settle_doubt(request, cost, key, decision)
+                request_id = adopted or await self._submit(request, arguments, cost, key)
             else:
                 request_id = decision.request_id
                 self.on_event(f"{endpoint}: resuming request {request_id} (no second submit)")
             return request_id, await self._await_done(endpoint, key, request_id)
         finally:
             self.in_flight -= 1
+
+    def _never_resend(self, request: Request, cost: CostEstimate) -> bool:
+        """Training, and anything estimated at or above the threshold, is never resent on doubt."""
+        spec = load_catalog().get(request.endpoint)
+        return spec.purpose == "training" or cost.cost_usd >= self.settings.resend_in_doubt_below_usd
+
+    def _doubt_line(self, endpoint: str, key: str, cost: CostEstimate, why: str) -> str:
+        return (f"{endpoint}: {key[:12]} was sent but fal's answer never reached us ({why}); fal may hold a paid job "
+                f"(estimated ${cost.cost_usd:.2f}), so it is not sent again on doubt. If fal lists it, adopt it: "
+                f"fal-assets journal adopt {key} REQUEST_ID; to send it again on purpose: fal-assets journal resend {key}")
+
+    async def _settle_doubt(self, request: Request, cost: CostEstimate, key: str, decision) -> str | None:
+        """A claim whose process died (or lost fal's answer) before the journal had the request
+        id. The accepted log decides: an accepted id is adopted (no second submit); a send
+        with no answer is in doubt (resent only when cheap); no send at all is safe to send."""
+        endpoint = request.endpoint
+        mark = self.accepted.last(key) if self.accepted is not None else None
+        if mark is not None and mark.event == ACCEPTED and mark.request_id:
+            await self._journal("mark_submitted", key, mark.request_id)
+            if self.guard.backend is not None:
+                self.guard.run_spent += cost.cost_usd  # settled against the bill when it completes
+            self.on_event(f"{endpoint}: adopting request {mark.request_id}: fal accepted it before the journal "
+                          "recorded it (no second submit)")
+            return mark.request_id
+        if mark is not None and mark.event == SENDING:
+            if self._never_resend(request, cost):
+                line = self._doubt_line(endpoint, key, cost, decision.entry.error or "its process died mid-send")
+                await self._journal("mark_in_doubt", key, line)
+                raise GenerationFailed(line)
+            self.on_event(f"warning: {endpoint}: {key[:12]} was sent before but fal's answer never reached the journal "
+                          f"({decision.entry.error or 'its process died'}); sending it again (estimated "
+                          f"${cost.cost_usd:.4f}, below the ${self.settings.resend_in_doubt_below_usd:.2f} threshold)")
+        return None
 
     async def _journal(self, method: str, *args, **kwargs):
         """Journal writes run in a worker thread: a commit must not stall the event loop."""
@@ -406,12 +470,53 @@ class Generator:
         sendable = copy.deepcopy(arguments)
         for path, local in sorted(request.files.items()):
             data = Path(local).read_bytes()
-            url = await self._retry(f"upload {path}", lambda: self.backend.upload(data, content_type_for(local), Path(local).name),
-                                    timeout=self.settings.download_timeout)
-            set_path(sendable, path, url)
+            set_path(sendable, path, await self._uploaded_url(path, Path(local), data))
         if not await self._journal("renew", key):
             raise ClaimLost(f"{endpoint}: {key[:12]}: another process took over this claim; not sent")
-        return await self._retry(f"submit {endpoint}", lambda: self.backend.submit(endpoint, sendable), send=True)
+
+        async def submit_once() -> str:
+            request_id = await self.backend.submit(endpoint, sendable)
+            if self.accepted is not None:  # durable before any log line, event or journal write
+                self.accepted.accepted(key, endpoint, request_id)
+            return request_id
+
+        if self.accepted is not None:
+            self.accepted.sending(key, endpoint)  # from here on fal may hold a paid job
+        return await self._retry(f"submit {endpoint}", submit_once, send=True)
+
+    async def _uploaded_url(self, path: str, local: Path, data: bytes) -> str:
+        """The URL of ``data`` on the backend: uploaded once per content hash and reused
+        (across poses, runs and processes) while fal still holds it; a URL fal returned
+        for the same bytes (the trainer's LoRA) is preferred while it is valid."""
+
+        def send():
+            return self.backend.upload(data, content_type_for(local), local.name)
+
+        to_cdn = getattr(self.backend, "uploads_to_cdn", None)
+        if self.uploads is None or to_cdn is None or not to_cdn(len(data)):
+            return await self._retry(f"upload {path}", send, timeout=self.settings.download_timeout)
+        digest = hashlib.sha256(data).hexdigest()
+        async with self._upload_locks.setdefault(digest, asyncio.Lock()):  # one upload per file in this process
+            known = await asyncio.to_thread(self.uploads.get, digest)
+            if known is not None:
+                self.on_event(f"upload {path}: {local.name} already on fal ({known.origin} URL, valid until "
+                              f"{known.expires_at:%Y-%m-%d %H:%M} UTC); not uploaded again")
+                return known.url
+            url = await self._retry(f"upload {path}", send, timeout=self.settings.download_timeout)
+            await asyncio.to_thread(self.uploads.put, digest, url, len(data), lifetime_s=UPLOAD_LIFETIME_S)
+            self.on_event(f"upload {path}: {local.name} ({len(data)} bytes) uploaded once as {url}")
+            return url
+
+    async def _remember_result_urls(self, files: list[dict[str, Any]]) -> None:
+        """A file fal returned (the trainer's LoRA) is on fal already: keep its URL, so a
+        request that sends the same bytes uses it instead of uploading them again."""
+        if self.uploads is None:
+            return
+        for item in files:
+            url = item.pop("source_url", None)
+            if url and url.startswith(("https://", "http://")):
+                await asyncio.to_thread(self.uploads.put, hashlib.sha256(item["data"]).hexdigest(), url, len(item["data"]),
+                                        lifetime_s=RESULT_URL_LIFETIME_S, origin="result")
 
     async def _record_submitted(self, endpoint: str, key: str, request_id: str) -> None:
         """Journal the request id; if the journal cannot take it, cancel the job rather
@@ -425,7 +530,15 @@ class Generator:
                 break  # the claim is gone: retrying cannot help
             except Exception as exc:  # noqa: BLE001 - a database hiccup (locked, connection lost)
                 error = exc
-                await asyncio.sleep(0.2 * 2**attempt)
+                await asyncio.sleep(RECORD_RETRY_BASE * 2**attempt)
+        if self.accepted is not None and not isinstance(error, jr.JournalStateError):
+            # The id is on disk (accepted log): a rerun adopts it. Cancelling would only help
+            # a job still queued, and a running one would be billed with no record of it.
+            raise GenerationFailed(
+                f"{endpoint}: request {request_id} was accepted but the journal could not record it "
+                f"({type(error).__name__}: {str(error)[:120]}); its id is kept in {self.accepted.path} and a rerun "
+                "follows it without paying again"
+            )
         try:
             await self.backend.cancel(endpoint, request_id)
             fate = "cancelled it (fal does not bill a request cancelled while queued)"
@@ -451,6 +564,7 @@ class Generator:
     async def _await_done(self, endpoint: str, key: str, request_id: str) -> float:
         """Poll until COMPLETED; returns the seconds waited."""
         settings = self.settings
+        limit = settings.training_wait_timeout if load_catalog().get(endpoint).purpose == "training" else settings.wait_timeout
         started = time.monotonic()
         last_position, logged = None, 0
         while True:
@@ -463,10 +577,10 @@ class Generator:
             if status.queue_position is not None and status.queue_position != last_position:
                 last_position = status.queue_position
                 self.on_event(f"{endpoint}: {request_id} in queue at position {status.queue_position}")
-            if time.monotonic() - started > settings.wait_timeout:
+            if time.monotonic() - started > limit:
                 raise GenerationFailed(
-                    f"{endpoint}: {request_id} not done after {settings.wait_timeout:.0f}s; it stays journaled "
-                    "as submitted and a rerun resumes it without paying again"
+                    f"{endpoint}: {request_id} not done after {limit:.0f}s; it stays journaled "
+                    "as submitted and a rerun resumes it without paying again (while fal holds it)"
                 )
             await asyncio.sleep(settings.poll_interval)
         if status.error:
@@ -478,8 +592,13 @@ class Generator:
         """Fetch the result, download every file at once, verify, store, journal."""
         endpoint = request.endpoint
         started = time.monotonic()
-        result = await self._retry(f"result {request_id}", lambda: self.backend.result(endpoint, request_id))
+        try:
+            result = await self._retry(f"result {request_id}", lambda: self.backend.result(endpoint, request_id))
+        except InvalidInput as rejected:
+            line = await self._finish_rejected(endpoint, key, request_id, cost, rejected)
+            raise GenerationFailed(line) from rejected
         files = await self._download_all(result, request_id)
+        await self._remember_result_urls(files)
         flagged = any(result.get("has_nsfw_concepts") or [])
         billed = cost.cost_usd if self.backend.billed else 0.0
         kind = "billed" if self.backend.billed else "estimated"
@@ -508,6 +627,19 @@ class Generator:
         self.guard.settle(cost.cost_usd, billed)
         return self._from_entry(entry, cost, cache_hit=False)
 
+    async def _finish_rejected(self, endpoint: str, key: str, request_id: str, cost: CostEstimate, rejected: InvalidInput) -> str:
+        """fal ran the request to COMPLETED and answered 422 from the result GET: a finished,
+        failed job. Journal it failed with fal's field errors on one line and settle the
+        budget; a rerun then submits a corrected request, never this one again by id."""
+        fields = "; ".join(rejected.lines())
+        # fal may bill a 422 that spent GPU time; its answer does not say, so nothing is recorded as billed.
+        await self._journal("mark_failed", key, f"{REJECTED_BY_FAL} {request_id}: {fields}")
+        self.guard.settle(cost.cost_usd, 0.0)
+        line = (f"{endpoint}: {REJECTED_BY_FAL} {request_id}: {fields}; journaled as failed and never sent again "
+                "with these arguments: correct them")
+        self.on_event(line)
+        return line
+
     async def _download_all(self, result: dict[str, Any], request_id: str) -> list[dict[str, Any]]:
         """Every output file at once: result URLs are temporary."""
 
@@ -519,7 +651,8 @@ class Generator:
                 return data, content_type, size
 
             data, content_type, size = await self._retry(f"download {request_id} {slot}", fetch, timeout=self.settings.download_timeout)
-            entry = {"slot": slot, "content_type": content_type, "suffix": suffix_for(content_type, item["url"]), "data": data}
+            entry = {"slot": slot, "content_type": content_type, "suffix": suffix_for(content_type, item["url"]), "data": data,
+                     "source_url": item["url"]}
             if size:
                 entry["width"], entry["height"] = size
             return entry

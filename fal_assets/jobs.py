@@ -60,6 +60,10 @@ def run_job(endpoint: str, arguments: dict[str, Any], fetch: Fetch) -> JobOutput
     spec = load_catalog().get(endpoint)
     if spec.output_kind == "lora":
         return _train(arguments, fetch)
+    if spec.output_kind == "video":
+        raise ValueError(f"{spec.id}: the local renderer makes no video; run it on fal")
+    if spec.purpose in ("background-removal", "pixel-art"):
+        return _image_utility(spec, arguments, fetch)
 
     arguments = dict(arguments)
     if "seed" not in arguments:
@@ -82,10 +86,36 @@ def run_job(endpoint: str, arguments: dict[str, Any], fetch: Fetch) -> JobOutput
         "images": images,
         "seed": arguments["seed"],
         "prompt": arguments.get("prompt", ""),
-        "has_nsfw_concepts": [False] * len(images),
         "timings": {},
     }
+    if spec.nsfw_flag:  # only the endpoints whose output has it (flux-2-pro's has not)
+        result["has_nsfw_concepts"] = [False] * len(images)
     return JobOutput(result, out_files, slots)
+
+
+def _image_utility(spec, arguments: dict[str, Any], fetch: Fetch) -> JobOutput:
+    """Background removal (the offline key cutter) and pixel art (downscale, few colours)."""
+    from PIL import Image
+
+    data, _ = fetch(arguments["image_url"])
+    with Image.open(io.BytesIO(data)) as opened:
+        image = opened.convert("RGB")
+    if spec.purpose == "background-removal":
+        from .cutout import KeyCutter
+
+        out = KeyCutter().cut(image).image
+    else:
+        small = image.resize((max(1, image.width // 8), max(1, image.height // 8)), Image.Resampling.BOX)
+        out = small.quantize(colors=16).convert("RGB").resize(image.size, Image.Resampling.NEAREST)
+    fmt = str(arguments.get("output_format") or "png")
+    buffer = io.BytesIO()
+    out.save(buffer, format=fmt.upper())
+    content_type = f"image/{fmt}"
+    item = {"url": "", "width": out.width, "height": out.height, "content_type": content_type}
+    name = f"0.{fmt}"
+    if spec.outputs == ("image",):
+        return JobOutput({"image": item}, [(buffer.getvalue(), content_type, name)], [("image",)])
+    return JobOutput({"images": [item]}, [(buffer.getvalue(), content_type, name)], [("images", "0")])
 
 
 def _train(arguments: dict[str, Any], fetch: Fetch) -> JobOutput:

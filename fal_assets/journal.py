@@ -416,6 +416,36 @@ class Journal:
             f"({mine}); allowed from {', '.join(s.value for s in own)} by the owner"
             + (f" or {', '.join(s.value for s in anyone)}" if anyone else ""))
 
+    # -- settling doubt by hand (fal-assets journal adopt / resend) -----------------
+
+    def adopt(self, key: str, request_id: str) -> Entry:
+        """Record ``request_id`` for a request whose answer never reached the journal
+        (in doubt, failed, or claimed by a process that is gone): it is followed, not resent."""
+        _check_no_secret(request_id, "request id")
+        entry = self._get(key)
+        if entry.state in (State.COMPLETED, State.QUARANTINED, State.SUBMITTED):
+            raise JournalStateError(f"journal: {key}: is {entry.state.value} (request {entry.request_id}); nothing to adopt")
+        if entry.state == State.CLAIMED and owner_alive(entry.owner) and (
+                entry.lease_until is None or entry.lease_until > self._clock()):
+            raise JournalStateError(f"journal: {key}: a live process ({entry.owner}) is sending it right now")
+        now = self._clock()
+        if not self._swap(entry, state=State.SUBMITTED.value, request_id=request_id, submitted_at=now,
+                          updated_at=now, lease_until=None, error=None):
+            raise JournalStateError(f"journal: {key}: changed while adopting; run the command again")
+        return self._get(key)
+
+    def allow_resend(self, key: str, reason: str = "sent again on purpose (fal-assets journal resend)") -> Entry:
+        """Let the next run send an in-doubt request again, knowing fal may bill both."""
+        entry = self._get(key)
+        if entry.state not in (State.IN_DOUBT, State.FAILED, State.CLAIMED):
+            raise JournalStateError(f"journal: {key}: is {entry.state.value}; only in_doubt or failed requests are resent")
+        if entry.state == State.CLAIMED and owner_alive(entry.owner) and (
+                entry.lease_until is None or entry.lease_until > self._clock()):
+            raise JournalStateError(f"journal: {key}: a live process ({entry.owner}) is sending it right now")
+        if not self._swap(entry, state=State.FAILED.value, error=reason, updated_at=self._clock(), lease_until=None):
+            raise JournalStateError(f"journal: {key}: changed meanwhile; run the command again")
+        return self._get(key)
+
     # -- queries --------------------------------------------------------------------
 
     def get(self, key: str) -> Entry | None:

@@ -60,6 +60,7 @@ class PriceEntry(_Frozen):
     extra_megapixel_price: Decimal | None = None
     billed_on: tuple[Literal["input", "output"], ...] = ("output",)
     reference_multipliers: dict[int, Decimal] | None = None
+    input_megapixels: int | None = None  # each input billed as this many MP (the endpoint resizes it)
     source: str
     checked: date
     notes: tuple[str, ...] = ()
@@ -84,8 +85,10 @@ class PriceEntry(_Frozen):
             raise ValueError("billed_on must include output")
         if self.unit != "megapixel" and self.billed_on != ("output",):
             raise ValueError("billed_on applies to megapixel prices only")
-        if self.extra_megapixel_price is not None and (self.unit != "megapixel" or "input" in self.billed_on):
-            raise ValueError("extra_megapixel_price needs unit megapixel billed on output only")
+        if self.extra_megapixel_price is not None and self.unit != "megapixel":
+            raise ValueError("extra_megapixel_price needs unit megapixel")
+        if self.input_megapixels is not None and (self.input_megapixels < 1 or "input" not in self.billed_on):
+            raise ValueError("input_megapixels (>= 1) applies to prices billed on input")
         if self.reference_multipliers is not None:
             if self.unit != "step":
                 raise ValueError("reference_multipliers apply to step prices only")
@@ -314,7 +317,7 @@ def estimate(
             raise InvalidInput([Problem(endpoint, "references", "applies to edit training only")])
         images = int(args.get("num_images", _default(spec, "num_images", 1)))
         needs_inputs = _output_needs_inputs(spec, args)
-        if sizes is None and inputs and (needs_inputs or "input" in entry.billed_on):
+        if sizes is None and inputs and (needs_inputs or ("input" in entry.billed_on and entry.input_megapixels is None)):
             sizes = [_ASSUMED_INPUT] * inputs
             assumptions.append(
                 f"input sizes not given: each of {inputs} input image{'s' if inputs != 1 else ''} "
@@ -331,8 +334,15 @@ def estimate(
             else:
                 per_request = entry.price * mp_out
             if "input" in entry.billed_on and sizes:
-                mp_in = sum(megapixels(w, h) for w, h in sizes)
-                per_request += entry.price * mp_in
+                if entry.input_megapixels is not None:  # the endpoint resizes each input first
+                    mp_in = entry.input_megapixels * len(sizes)
+                else:
+                    mp_in = sum(megapixels(w, h) for w, h in sizes)
+                # With a first-MP price, inputs are "additional processed megapixels".
+                per_request += (entry.extra_megapixel_price or entry.price) * mp_in
+            elif "input" in entry.billed_on and inputs and entry.input_megapixels is not None:
+                mp_in = entry.input_megapixels * inputs
+                per_request += (entry.extra_megapixel_price or entry.price) * mp_in
     total = per_request * count
     return CostEstimate(
         endpoint=spec.id,
@@ -421,3 +431,29 @@ def _usd(value: float | None) -> str:
     text = f"{value:.6f}".rstrip("0")
     whole, _, frac = text.partition(".")
     return f"${whole}.{frac.ljust(2, '0')}"
+
+
+def price_rows(prices: PriceTable | None = None) -> list[dict[str, Any]]:
+    """The price table as rows (priced first, then unpriced), each with its rule, its
+    source and the date it was checked: what ``fal-assets prices`` prints."""
+    table = prices if prices is not None else load_prices()
+    rows: list[dict[str, Any]] = []
+    for endpoint, entry in sorted(table.prices.items()):
+        if entry.unit == "step":
+            rule = f"{_usd(float(entry.price))}/step"
+            if entry.reference_multipliers:
+                rule += " x refs " + ", ".join(f"{k}: {v:g}" for k, v in sorted(entry.reference_multipliers.items()))
+        elif entry.unit == "image":
+            rule = f"{_usd(float(entry.price))}/image"
+        else:
+            rule = f"{_usd(float(entry.price))}/MP"
+            if entry.extra_megapixel_price is not None:
+                rule = f"{_usd(float(entry.price))} first MP + {_usd(float(entry.extra_megapixel_price))}/extra MP"
+            rule += " (" + " + ".join(entry.billed_on) + ")"
+            if entry.input_megapixels is not None:
+                rule += f", each input = {entry.input_megapixels} MP"
+        rows.append({"endpoint": endpoint, "price": rule, "source": entry.source, "checked": entry.checked.isoformat()})
+    for endpoint, unknown in sorted(table.unpriced.items()):
+        rows.append({"endpoint": endpoint, "price": "unpriced (estimate refuses it)", "source": unknown.source,
+                     "checked": unknown.checked.isoformat()})
+    return rows

@@ -219,9 +219,9 @@ class _Checker:
     def _image_size(self, field: str, name: str, param: ParamSpec, value: Any) -> Any:
         size = self.spec.output_size
         assert size is not None  # catalog guarantees an output_size for image_size params
-        presets = ", ".join(size.presets)
+        presets = ", ".join((*size.presets, "auto") if size.auto else size.presets)
         if isinstance(value, str):
-            if value in size.presets:
+            if value in size.presets or (size.auto and value == "auto"):
                 return value
             try:
                 value = parse_size(value, self.where)

@@ -121,9 +121,11 @@ def test_every_entry_has_source_date_family_purpose(catalog):
         spec = catalog.get(ident)
         assert spec.source.strip(), ident
         assert isinstance(spec.checked, date) and spec.checked.year >= 2026, ident
-        assert spec.family in ("FLUX.1", "FLUX.2")
-        assert spec.purpose in ("text-to-image", "edit", "lora-inference", "lora-edit", "training")
-        assert spec.output_kind == ("lora" if spec.purpose == "training" else "image"), ident
+        assert spec.family in ("FLUX.1", "FLUX.2", "utility", "Kling")
+        assert spec.purpose in ("text-to-image", "edit", "lora-inference", "lora-edit", "training",
+                                "background-removal", "pixel-art", "image-to-video")
+        kind = {"training": "lora", "image-to-video": "video"}.get(spec.purpose, "image")
+        assert spec.output_kind == kind, ident
 
 
 def test_incomplete_entries_say_so_in_notes(catalog):
@@ -158,6 +160,8 @@ def test_required_params_are_prompt_and_image_inputs(catalog):
         spec = catalog.get(ident)
         required = {k for k, p in spec.params.items() if p.required}
         expected = {"image_data_url"} if spec.purpose == "training" else {"prompt"}
+        if spec.purpose in ("background-removal", "pixel-art"):
+            expected = set()  # image in, image out: no prompt
         if spec.image_input is not None and spec.image_input.required:
             expected.add(spec.image_input.key)
         assert required == expected, ident
@@ -240,7 +244,8 @@ def test_lora_support(catalog, endpoint, maximum, scale):
         ("fal-ai/flux-2/lora/edit", "image_urls", 1, 3),
         ("fal-ai/flux-2-flex/edit", "image_urls", 1, 10),
         ("fal-ai/flux-2/flash/edit", "image_urls", 1, None),
-        ("fal-ai/flux-2-max", "image_urls", 1, None),
+        ("fal-ai/flux-2-max/edit", "image_urls", 1, 10),
+        ("fal-ai/birefnet/v2", "image_url", 1, 1),
     ],
 )
 def test_image_inputs(catalog, endpoint, key, minimum, maximum):
@@ -295,7 +300,7 @@ def test_trainer_params_and_outputs(catalog):
 
 def test_zero_config_endpoints(catalog):
     zero = {i for i in catalog.ids() if catalog.get(i).zero_config}
-    assert zero == {"fal-ai/flux-2-pro", "fal-ai/flux-2-max", "fal-ai/flux-pro/v1.1"}
+    assert zero == {"fal-ai/flux-2-pro", "fal-ai/flux-2-max", "fal-ai/flux-pro/v1.1", "fal-ai/flux-2-pro/edit", "fal-ai/flux-2-max/edit"}
     for ident in zero:
         assert "guidance_scale" not in catalog.get(ident).params
 
@@ -425,3 +430,22 @@ def test_output_size_rejects_nonsense():
         output_size("fal-ai/flux-2-pro", {"image_size": {"width": 0, "height": 10}})
     with pytest.raises(InvalidInput):
         output_size("fal-ai/flux-pro/kontext", {"aspect_ratio": "5:4"})
+
+
+def test_flux_2_max_text_to_image_takes_no_image_urls_and_edits_take_auto(catalog):
+    from fal_assets.validation import validate
+
+    assert "image_urls" not in catalog.get("fal-ai/flux-2-max").params
+    with pytest.raises(InvalidInput) as err:
+        validate("fal-ai/flux-2-max", {"prompt": "x", "image_urls": ["https://a/b.png"]})
+    assert "arguments.image_urls" in str(err.value)
+    for edit in ("fal-ai/flux-2-max/edit", "fal-ai/flux-2/flash/edit", "fal-ai/flux-2-flex/edit", "fal-ai/flux-2/lora/edit"):
+        assert catalog.get(edit).params["image_size"].default == "auto", edit
+        assert validate(edit, {"prompt": "x", "image_urls": ["https://a/b.png"], "image_size": "auto"})["image_size"] == "auto"
+    with pytest.raises(InvalidInput):  # a text-to-image endpoint has no input to follow
+        validate("fal-ai/flux-2-pro", {"prompt": "x", "image_size": "auto"})
+
+
+def test_only_endpoints_that_return_it_carry_has_nsfw_concepts(catalog):
+    assert not catalog.get("fal-ai/flux-2-pro").nsfw_flag and not catalog.get("fal-ai/flux-2-pro/edit").nsfw_flag
+    assert catalog.get("fal-ai/flux-2/lora").nsfw_flag and catalog.get("fal-ai/flux/dev").nsfw_flag

@@ -117,7 +117,7 @@ def test_nsfw_output_is_quarantined(tmp_path):
 
 def test_422_is_reported_field_by_field(tmp_path):
     bad = {"endpoint": "fal-ai/flux-2-pro", "arguments": {"prompt": "x", "guidance_scale": 3.5, "output_format": "gif"}}
-    with EmulatorProcess(concurrency=2) as emulator:
+    with EmulatorProcess(concurrency=2, reject_at="submit") as emulator:
         summary = drive(emulator, tmp_path, {"raw_submit": bad})
         ledger = emulator.ledger()
     lines = summary["error_lines"]

@@ -101,9 +101,12 @@ def test_seed_000_six_pro_poses_cost_18_cents():
     assert cost.unit_price == 0.03 and cost.extra_unit_price == 0.015
 
 
-def test_seed_000_thousand_step_lora_costs_8_dollars():
+def test_thousand_step_lora_costs_6_40_at_fals_price():
+    # Seed 000 said $8.00 ($0.008/step); fal's page says $0.0064/step, and a real
+    # 4000-step run was billed $25.60 (= 4000 x $0.0064).
     cost = estimate("fal-ai/flux-2-trainer", TRAINING)
-    assert cost.cost_usd == 8.00
+    assert cost.cost_usd == 6.40
+    assert estimate("fal-ai/flux-2-trainer", {**TRAINING, "steps": 4000}).cost_usd == 25.60
     assert (cost.unit, cost.steps, cost.images, cost.output_size) == ("step", 1000, 0, None)
 
 
@@ -123,12 +126,12 @@ def test_seed_000_lora_poses_on_flux_dev_would_be_15_cents_not_18():
 
 
 def test_seed_000_whole_lora_pipeline():
-    # Seed 000: ~$8.18 = $8.00 training + ~$0.18 poses. With the poses on fal-ai/flux-2/lora
-    # the pipeline costs $8.00 + $0.126 = $8.126.
+    # Seed 000: ~$8.18 = $8.00 training + ~$0.18 poses. At fal's prices (training $0.0064/step,
+    # poses on fal-ai/flux-2/lora) the pipeline costs $6.40 + $0.126 = $6.526.
     total = estimate("fal-ai/flux-2-trainer", TRAINING).cost_usd + estimate(
         "fal-ai/flux-2/lora", LORA_POSE, count=6
     ).cost_usd
-    assert total == pytest.approx(8.126, abs=1e-9)
+    assert total == pytest.approx(6.526, abs=1e-9)
 
 
 # -- seed 001 and 004 examples -------------------------------------------------------------
@@ -203,8 +206,9 @@ def test_edit_output_following_the_input_uses_its_size():
     cost = estimate(
         "fal-ai/flux-2/flash/edit", {"prompt": "p", "image_urls": [IMG]}, input_sizes=[(1920, 1080)]
     )
-    assert cost.output_size == (1920, 1080)
-    assert (cost.billed_mp_in, cost.billed_mp_out, cost.cost_usd) == (2, 2, 0.02)
+    assert cost.output_size == (1920, 1080)  # image_size auto: the input's size
+    # flash/edit resizes every input to 1 MP: the 2 MP input bills 1 MP.
+    assert (cost.billed_mp_in, cost.billed_mp_out, cost.cost_usd) == (1, 2, 0.015)
 
 
 def test_num_images_multiplies_output():
@@ -230,7 +234,9 @@ def test_kontext_lora_per_megapixel_of_matched_input():
     assert cost.cost_usd == 0.07  # 2 MP x $0.035; input not billed
 
 
-@pytest.mark.parametrize("references, multiplier, cost", [(1, 2.11, 1.899), (2, 3.44, 3.096)])
+@pytest.mark.parametrize(
+    "references, multiplier, cost", [(1, 2.11, 1.899), (2, 3.44, 3.096), (3, 5.09, 4.581), (4, 6.95, 6.255)]
+)
 def test_edit_training_reference_multipliers(references, multiplier, cost):
     result = estimate("fal-ai/flux-2-trainer/edit", {"image_data_url": "u", "steps": 100}, references=references)
     assert result.multiplier == multiplier
@@ -241,9 +247,9 @@ def test_edit_training_needs_reference_count():
     with pytest.raises(InvalidInput) as err:
         estimate("fal-ai/flux-2-trainer/edit", {"image_data_url": "u"})
     assert err.value.problems[0].field == "references"
-    assert "1, 2" in str(err.value)
+    assert "1, 2, 3, 4" in str(err.value)
     with pytest.raises(InvalidInput):
-        estimate("fal-ai/flux-2-trainer/edit", {"image_data_url": "u"}, references=3)
+        estimate("fal-ai/flux-2-trainer/edit", {"image_data_url": "u"}, references=5)
 
 
 def test_references_rejected_where_they_do_not_apply():
@@ -256,7 +262,7 @@ def test_references_rejected_where_they_do_not_apply():
 def test_trainer_uses_default_steps_when_omitted():
     cost = estimate("fal-ai/flux-2-trainer", {"image_data_url": "u"})
     assert cost.steps == load_catalog().get("fal-ai/flux-2-trainer").params["steps"].default
-    assert cost.cost_usd == pytest.approx(cost.steps * 0.008)
+    assert cost.cost_usd == pytest.approx(cost.steps * 0.0064)
 
 
 def test_cost_is_rounded_to_six_decimals():
@@ -270,7 +276,8 @@ def test_cost_is_rounded_to_six_decimals():
 
 @pytest.mark.parametrize(
     "endpoint",
-    ["fal-ai/flux-2-max", "fal-ai/flux-2-klein/9b", "fal-ai/flux-2/klein/4b", "fal-ai/flux-2/lora/edit"],
+    ["fal-ai/flux-2-klein/9b", "fal-ai/flux-2/klein/4b", "fal-ai/flux-2/lora/edit", "fal-ai/flux-2-pro/edit",
+     "fal-ai/flux-2/edit"],
 )
 def test_unknown_prices_raise_with_how_to_supply_one(endpoint):
     args = {"prompt": "p", "image_urls": [IMG]} if "edit" in endpoint else {"prompt": "p"}
@@ -324,7 +331,7 @@ def test_estimate_to_dict_and_describe():
 
 
 def test_describe_for_steps_and_flat_prices():
-    assert "1000 steps at $0.008/step" in estimate("fal-ai/flux-2-trainer", TRAINING).describe()
+    assert "1000 steps at $0.0064/step" in estimate("fal-ai/flux-2-trainer", TRAINING).describe()
     line = estimate("fal-ai/flux-pro/kontext", {"prompt": "p", "image_url": IMG, "aspect_ratio": "1:1"}).describe()
     assert "1 image 1024x1024 at $0.04 each" in line
 
@@ -358,7 +365,9 @@ def test_every_catalog_endpoint_is_priced_or_listed_unpriced():
         ("fal-ai/flux-2/lora", "megapixel", "0.021"),
         ("fal-ai/flux-kontext-lora", "megapixel", "0.035"),
         ("fal-ai/flux-pro/kontext", "image", "0.04"),
-        ("fal-ai/flux-2-trainer", "step", "0.008"),
+        ("fal-ai/flux-2-trainer", "step", "0.0064"),
+        ("fal-ai/flux-2-max", "megapixel", "0.07"),
+        ("fal-ai/flux-2-max/edit", "megapixel", "0.07"),
         ("fal-ai/flux-2-trainer/edit", "step", "0.009"),
     ],
 )
@@ -371,7 +380,7 @@ def test_shipped_prices(endpoint, unit, price):
     "endpoint, disagreement",
     [
         ("fal-ai/flux-pro/kontext", "$0.025/MP"),  # seed 000 vs seed 001's flat $0.04
-        ("fal-ai/flux-2-trainer", "$0.0064/step"),  # fal's later page vs seed 000
+        ("fal-ai/flux-2-trainer", "$0.008/step"),  # seed 000 vs fal's page
         ("fal-ai/flux/dev", "~$0.03/img"),  # seed 000's wrong per-image figure
     ],
 )
@@ -391,7 +400,8 @@ def test_billing_sides():
     "fields, text",
     [
         ({"unit": "image", "price": 1, "billed_on": ["input", "output"]}, "megapixel prices only"),
-        ({"unit": "megapixel", "price": 1, "extra_megapixel_price": 1, "billed_on": ["input", "output"]}, "output only"),
+        ({"unit": "image", "price": 1, "extra_megapixel_price": 1}, "unit megapixel"),
+        ({"unit": "megapixel", "price": 1, "input_megapixels": 1}, "billed on input"),
         ({"unit": "megapixel", "price": 1, "reference_multipliers": {1: 2}}, "step prices only"),
         ({"unit": "step", "price": -1}, "negative"),
         ({"unit": "megapixel", "price": 1, "billed_on": ["input"]}, "include output"),
@@ -482,3 +492,27 @@ def test_missing_override_file(tmp_path, monkeypatch):
     with pytest.raises(InvalidInput) as err:
         load_prices()
     assert "not found" in str(err.value) and "nope.yaml" in str(err.value)
+
+
+def test_flux_2_max_first_and_extra_megapixels_with_inputs_counted():
+    # fal: $0.07 the first processed MP, $0.03 each further MP; input images count.
+    t2i = estimate("fal-ai/flux-2-max", {"prompt": "p", "image_size": "1920x1080"})
+    assert t2i.cost_usd == pytest.approx(0.10)  # 2 MP: 0.07 + 0.03
+    edit = estimate("fal-ai/flux-2-max/edit", {"prompt": "p", "image_urls": [IMG, IMG], "image_size": "1024x1024"},
+                    input_sizes=[(1024, 1024), (2048, 1024)])
+    assert (edit.billed_mp_in, edit.billed_mp_out) == (3, 1)
+    assert edit.cost_usd == pytest.approx(0.07 + 3 * 0.03)
+
+
+def test_flash_edit_bills_each_input_as_one_megapixel_without_sizes():
+    cost = estimate("fal-ai/flux-2/flash/edit", {"prompt": "p", "image_urls": [IMG, IMG], "image_size": "square_hd"})
+    assert (cost.billed_mp_in, cost.billed_mp_out, cost.assumptions) == (2, 1, ())
+    assert cost.cost_usd == pytest.approx(0.015)
+
+
+def test_every_catalog_endpoint_is_priced_or_refused_never_zero():
+    table = load_prices()
+    for ident in load_catalog().ids():
+        assert (ident in table.prices) != (ident in table.unpriced), ident
+        if ident in table.prices:
+            assert table.prices[ident].price > 0 and table.prices[ident].source and table.prices[ident].checked, ident

@@ -16,6 +16,18 @@ from ..media import decode_data_uri, to_data_uri
 from .base import MaybeAccepted, QueueStatus, RequestGone, TransientError
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+#: Inputs up to this size travel inside the request as data URIs; bigger ones go to fal's CDN.
+DATA_URI_MAX_BYTES = 1024 * 1024
+
+
+def point_uploads_at(host: str) -> None:
+    """Send fal_client's uploads to ``host`` (the emulator): its token request (REST_URL,
+    rest.fal.ai on fal) and its CDN POST (CDN_URL, v3.fal.media) are module globals,
+    read when an upload starts, not from the environment."""
+    import fal_client.client as client
+
+    client.REST_URL = f"https://{host}"
+    client.CDN_URL = f"https://{host}"
 
 
 class MissingKey(FalAssetsError):
@@ -57,7 +69,8 @@ class FalBackend:
 
     billed = True
 
-    def __init__(self, key: str | None = None, *, request_timeout: float = 60.0, upload: str = "auto"):
+    def __init__(self, key: str | None = None, *, request_timeout: float = 60.0, upload: str = "auto",
+                 data_uri_max_bytes: int = DATA_URI_MAX_BYTES):
         key = key or key_from_env()
         if not key:
             raise MissingKey("the fal backend needs FAL_KEY in the environment (or use --backend local)")
@@ -67,8 +80,13 @@ class FalBackend:
         self._client = fal_client.AsyncClient(key=key, default_timeout=request_timeout)
         self._http = httpx.AsyncClient(timeout=request_timeout, follow_redirects=True)
         self.label = "fal" if is_real_fal() else "emulator"
-        # fal's upload hosts are hard-coded in fal_client: anywhere but fal, send data URIs.
-        self._upload = upload if upload != "auto" else ("cdn" if self.label == "fal" else "data-uri")
+        if upload not in ("auto", "cdn", "data-uri"):
+            raise ValueError(f"upload must be auto, cdn or data-uri, got {upload!r}")
+        # auto: small inputs as data URIs (no round trip), the rest through fal's CDN.
+        self._upload = upload
+        self.data_uri_max_bytes = data_uri_max_bytes
+        if self.label == "emulator":
+            point_uploads_at(queue_host())
 
     def _translate(self, endpoint: str, exc: Exception) -> Exception:
         fal = self._fal
@@ -144,10 +162,17 @@ class FalBackend:
             raise RequestGone(f"download {url}: HTTP {response.status_code}")
         return response.content, response.headers.get("content-type", "application/octet-stream")
 
+    def uploads_to_cdn(self, size: int) -> bool:
+        """Whether a file of ``size`` bytes goes through fal's CDN (else a data URI)."""
+        return self._upload == "cdn" or (self._upload == "auto" and size > self.data_uri_max_bytes)
+
     async def upload(self, data: bytes, content_type: str, file_name: str) -> str:
-        if self._upload == "data-uri":
+        if not self.uploads_to_cdn(len(data)):
             return to_data_uri(data, content_type)
-        return await self._call("upload", self._client.upload(data, content_type, file_name))
+        from ..uploads import UPLOAD_LIFETIME
+
+        lifecycle = self._fal.StorageSettings(expires_in=UPLOAD_LIFETIME)  # the upload cache trusts this lifetime
+        return await self._call("upload", self._client.upload(data, content_type, file_name, lifecycle=lifecycle))
 
     async def cancel(self, endpoint: str, request_id: str) -> None:
         await self._call(endpoint, self._client.cancel(endpoint, request_id))

@@ -19,6 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="seed for faults and for requests without a seed")
     parser.add_argument("--cert-dir", type=Path, default=None, help="keep (and reuse) the test CA here")
     parser.add_argument("--hang-seconds", type=float, default=60.0, help="how long a 'hang' fault holds a request")
+    parser.add_argument("--reject-at", default="result", choices=["result", "submit"],
+                        help="when an invalid request gets its 422: at the result GET (fal's behaviour) or at submit")
     args = parser.parse_args(argv)
     from .runner import run_emulator
 
@@ -32,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
             cert_dir=args.cert_dir,
             host=args.host,
             hang_seconds=args.hang_seconds,
+            reject_at=args.reject_at,
         )
     except InvalidInput as exc:
         for line in exc.lines():

@@ -46,6 +46,7 @@ class EmulatorProcess:
         host: str = "127.0.0.1",
         startup_timeout: float = 60.0,
         python: str = sys.executable,
+        reject_at: str | None = None,
     ):
         self.args = [python, "-m", "fal_assets.emulator", "--port", str(port), "--host", host,
                      "--latency", str(latency), "--concurrency", str(concurrency)]
@@ -57,6 +58,8 @@ class EmulatorProcess:
             self.args += ["--cert-dir", str(cert_dir)]
         if hang_seconds is not None:
             self.args += ["--hang-seconds", str(hang_seconds)]
+        if reject_at is not None:
+            self.args += ["--reject-at", reject_at]
         self.startup_timeout = startup_timeout
         self.env: dict[str, str] = {}
         self.process: subprocess.Popen[str] | None = None

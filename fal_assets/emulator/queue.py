@@ -43,6 +43,7 @@ class Job:
     error_status: int = 0
     error_body: dict[str, Any] | None = None
     inference_time: float | None = None
+    rejection: dict[str, Any] | None = None  # a 422 body answered at result time
 
     @property
     def app(self) -> str:
@@ -67,6 +68,18 @@ class Ledger:
     submitted: int = 0
     cancelled: int = 0
     billed: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)  # 422 at result time (billed $0 here)
+    accepted: list[dict[str, Any]] = field(default_factory=list)  # every job accepted, billed or not yet
+
+    def accept(self, job: Job) -> None:
+        self.accepted.append(
+            {"request_id": job.request_id, "endpoint": job.endpoint, "arguments_sha256": job.arguments_sha256}
+        )
+
+    def reject(self, job: Job) -> None:
+        self.rejected.append(
+            {"request_id": job.request_id, "endpoint": job.endpoint, "arguments_sha256": job.arguments_sha256}
+        )
 
     def bill(self, job: Job, cost_usd: float, priced: bool) -> None:
         self.billed.append(

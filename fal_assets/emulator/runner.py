@@ -14,7 +14,7 @@ from aiohttp import web
 
 from ..errors import InvalidInput, Problem
 from .faults import parse_faults
-from .server import Emulator
+from .server import REJECT_AT, Emulator
 from .tls import server_tls
 
 log = logging.getLogger("fal_assets.emulator")
@@ -110,6 +110,7 @@ def run_emulator(
     stdout: TextIO = sys.stdout,
     *,
     hang_seconds: float = 60.0,
+    reject_at: str = "result",
 ) -> None:
     """Run the emulator in the foreground until Ctrl-C or SIGTERM.
 
@@ -126,6 +127,8 @@ def run_emulator(
         problems.append(Problem("emulate", "--latency", f"{latency} is negative; allowed: 0 or more seconds"))
     if hang_seconds < 0:
         problems.append(Problem("emulate", "--hang-seconds", f"{hang_seconds} is negative; allowed: 0 or more"))
+    if reject_at not in REJECT_AT:
+        problems.append(Problem("emulate", "--reject-at", f"{reject_at!r} is not a mode; allowed: {', '.join(REJECT_AT)}"))
     if problems:
         raise InvalidInput(problems)
     if not logging.getLogger().handlers and not log.handlers:
@@ -136,7 +139,7 @@ def run_emulator(
 
     async def main() -> None:
         emulator = Emulator(latency=latency, concurrency=concurrency, faults=parsed, seed=seed,
-                            hang_seconds=hang_seconds)
+                            hang_seconds=hang_seconds, reject_at=reject_at)
         await serve(emulator, port=port, host=host, cert_dir=cert_dir, stdout=stdout)
 
     asyncio.run(main())

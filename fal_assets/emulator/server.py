@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping
 
 from aiohttp import web
@@ -22,6 +25,7 @@ log = logging.getLogger("fal_assets.emulator")
 REQUEST_ROUTE = re.compile(r"^/(?P<app>[^/]+/[^/]+(?:/.+?)?)/requests/(?P<rid>[^/]+)(?P<action>/status|/cancel)?/?$")
 AUTH = re.compile(r"^Key\s+\S+")
 MAX_BODY = 512 * 1024 * 1024  # data URIs of datasets can be large
+REJECT_AT = ("result", "submit")
 
 
 def _json(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
@@ -44,7 +48,13 @@ class Emulator:
         estimate: Callable[..., Any] | None = None,
         run_job: Callable[..., Any] | None = None,
         picks_seed: Callable[[str], bool] | None = None,
+        reject_at: str = "result",
     ):
+        if reject_at not in REJECT_AT:
+            raise ValueError(f"reject_at must be one of {', '.join(REJECT_AT)}, got {reject_at!r}")
+        # fal accepts an invalid request, runs it to COMPLETED and answers the 422 from the
+        # result GET ("result", fal's behaviour); "submit" answers it at once (the old mode).
+        self.reject_at = reject_at
         if validate is None:
             from ..validation import validate
         if estimate is None:
@@ -59,6 +69,9 @@ class Emulator:
         self.dice = FaultDice(faults, seed)
         self.ledger = Ledger()
         self.media = MediaStore(set())
+        self.uploads = Uploads()
+        self.cdn_secret = uuid.uuid4().hex
+        self.cdn_token_seconds = 3600.0
         self.queue = JobQueue(concurrency, self._process)
         self.executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="emulator-render")
         self.stopping = asyncio.Event()
@@ -70,6 +83,14 @@ class Emulator:
         app.router.add_get("/_emulator/ledger", self.get_ledger)
         app.router.add_post("/_emulator/reset", self.reset)
         app.router.add_get("/_media/{rid}/{name}", self.get_media)
+        # fal's upload path (fal_client's REST_URL and CDN_URL point here in tests):
+        # a CDN token from rest.fal.ai, then v3.fal.media/files/upload (multipart above 100 MiB).
+        app.router.add_post("/storage/auth/token", self.cdn_token)
+        app.router.add_post("/files/upload", self.upload_file)
+        app.router.add_post("/files/upload/multipart", self.multipart_create)
+        app.router.add_put("/_files/{fid}/{name}/multipart/{uid}/{part}", self.multipart_part)
+        app.router.add_post("/_files/{fid}/{name}/multipart/{uid}/complete", self.multipart_complete)
+        app.router.add_get("/_files/{fid}/{name}", self.get_media)
         app.router.add_route("*", "/{tail:.*}", self.dispatch)
         app.on_startup.append(self._on_startup)
         app.on_cleanup.append(self._on_cleanup)
@@ -136,17 +157,23 @@ class Emulator:
         if (fault := await self._fault(request, "submit")) is not None:
             return fault
         endpoint = request.path.strip("/")
+        if (unknown := _unknown_app(endpoint)) is not None:
+            log.info("404 for %s: %s", endpoint, unknown)
+            return _json({"detail": unknown}, 404)
         try:
             arguments = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
             return _json({"detail": [{"loc": ["body"], "msg": "body is not valid JSON", "type": "json_invalid"}]}, 422)
         if not isinstance(arguments, dict):
             return _json({"detail": [{"loc": ["body"], "msg": "body must be a JSON object", "type": "dict_type"}]}, 422)
+        rejection: dict[str, Any] | None = None
         try:
             validated = dict(self.validate(endpoint, arguments))
         except InvalidInput as exc:
-            log.info("rejected %s: %s", endpoint, "; ".join(exc.lines()))
-            return _json(unprocessable_body(exc), 422)
+            log.info("rejected %s at %s time: %s", endpoint, self.reject_at, "; ".join(exc.lines()))
+            if self.reject_at == "submit":
+                return _json(unprocessable_body(exc), 422)
+            validated, rejection = dict(arguments), unprocessable_body(exc)
         except Exception as exc:  # a bug in validation: answer like fal's 500, keep serving
             log.exception("validation of %s failed", endpoint)
             return _json({"detail": f"Internal error: {type(exc).__name__}", "error_type": "internal_error"}, 500)
@@ -160,10 +187,12 @@ class Emulator:
             host=request.host,
             nsfw=self.dice.draw("job") == "nsfw",
             webhook=request.query.get("fal_webhook"),
+            rejection=rejection,
         )
         job.log("Request accepted")
         await self.queue.put(job)
         self.ledger.submitted += 1
+        self.ledger.accept(job)
         log.info("accepted %s %s", job.request_id, endpoint)
         body = {
             **self._urls(job),
@@ -212,7 +241,7 @@ class Emulator:
         else:
             body["logs"] = logs
             body["metrics"] = {"inference_time": job.inference_time} if job.inference_time is not None else {}
-            if job.error is not None:
+            if job.error is not None and job.rejection is None:
                 body["error"], body["error_type"] = job.error, job.error_type
         return _json(body, 200 if job.state == COMPLETED else 202, {"x-fal-request-id": job.request_id})
 
@@ -260,6 +289,13 @@ class Emulator:
         # The job takes --latency (fal's GPU time); the local render that stands in for
         # the model runs during it rather than after it.
         started = loop.time()
+        if job.rejection is not None:  # fal runs an invalid request too, then answers 422
+            await asyncio.sleep(self.latency)
+            job.fail(422, "validation_error", "; ".join(str(d.get("msg")) for d in job.rejection["detail"]), job.rejection)
+            job.log("Request failed validation", "ERROR")
+            self.ledger.reject(job)
+            job.state = COMPLETED
+            return
         try:
             outcome = await loop.run_in_executor(
                 self.executor,
@@ -315,6 +351,75 @@ class Emulator:
         except httpx.HTTPError as exc:
             log.warning("webhook %s for %s failed: %s", short(job.webhook), job.request_id, exc)
 
+    # --- uploads (fal's CDN) ----------------------------------------------------------
+    def _cdn_unauthorized(self, request: web.Request) -> web.Response | None:
+        token = request.headers.get("Authorization", "")
+        if token == f"Bearer {self.cdn_secret}":
+            return None
+        return _json({"detail": "Invalid or expired CDN token"}, 401)
+
+    async def cdn_token(self, request: web.Request) -> web.Response:
+        """``POST rest.fal.ai/storage/auth/token?storage_type=fal-cdn-v3`` (needs the fal key)."""
+        if (denied := self._unauthorized(request)) is not None:
+            return denied
+        self.uploads.tokens += 1
+        expires = datetime.now(timezone.utc) + timedelta(seconds=self.cdn_token_seconds)
+        return _json({"token": self.cdn_secret, "token_type": "Bearer", "base_url": f"https://{request.host}",
+                      "expires_at": expires.isoformat()})
+
+    def _file_url(self, request: web.Request, name: str) -> tuple[str, str]:
+        fid = uuid.uuid4().hex
+        safe = re.sub(r"[^A-Za-z0-9._-]", "_", name or "upload.bin")[:100]
+        path = f"/_files/{fid}/{safe}"
+        return path, f"https://{request.host}{path}"
+
+    async def upload_file(self, request: web.Request) -> web.Response:
+        """``POST v3.fal.media/files/upload``: one body, answered with its access_url."""
+        if (denied := self._cdn_unauthorized(request)) is not None:
+            return denied
+        data = await request.read()
+        ctype = request.headers.get("Content-Type", "application/octet-stream")
+        path, url = self._file_url(request, request.headers.get("X-Fal-File-Name", "upload.bin"))
+        self.media.put(path, data, ctype)
+        self.uploads.record(url, data, multipart=False)
+        return _json({"access_url": url, "content_type": ctype, "file_name": path.rsplit("/", 1)[-1], "file_size": len(data)})
+
+    async def multipart_create(self, request: web.Request) -> web.Response:
+        if (denied := self._cdn_unauthorized(request)) is not None:
+            return denied
+        path, url = self._file_url(request, request.headers.get("X-Fal-File-Name", "upload.bin"))
+        upload_id = uuid.uuid4().hex
+        self.uploads.open[upload_id] = {"path": path, "url": url, "parts": {},
+                                        "content_type": request.headers.get("Content-Type", "application/octet-stream")}
+        return _json({"access_url": url, "uploadId": upload_id})
+
+    async def multipart_part(self, request: web.Request) -> web.Response:
+        if (denied := self._cdn_unauthorized(request)) is not None:
+            return denied
+        upload = self.uploads.open.get(request.match_info["uid"])
+        if upload is None:
+            return _json({"detail": "Unknown upload"}, 404)
+        data = await request.read()
+        number = int(request.match_info["part"])
+        upload["parts"][number] = data
+        self.uploads.parts += 1
+        return web.Response(status=200, headers={"ETag": f'"{hashlib.md5(data).hexdigest()}"'})
+
+    async def multipart_complete(self, request: web.Request) -> web.Response:
+        if (denied := self._cdn_unauthorized(request)) is not None:
+            return denied
+        upload = self.uploads.open.pop(request.match_info["uid"], None)
+        if upload is None:
+            return _json({"detail": "Unknown upload"}, 404)
+        body = await request.json()
+        numbers = [int(p["partNumber"]) for p in body.get("parts", [])]
+        if sorted(numbers) != sorted(upload["parts"]):
+            return _json({"detail": "Parts do not match the uploaded parts"}, 400)
+        data = b"".join(upload["parts"][n] for n in sorted(numbers))
+        self.media.put(upload["path"], data, upload["content_type"])
+        self.uploads.record(upload["url"], data, multipart=True)
+        return _json({"access_url": upload["url"]})
+
     # --- media and control ---------------------------------------------------------
     async def get_media(self, request: web.Request) -> web.StreamResponse:
         found = self.media.get(request.path)
@@ -331,12 +436,16 @@ class Emulator:
             "submit_attempts": self.ledger.submit_attempts,
             "cancelled": self.ledger.cancelled,
             "billed": list(self.ledger.billed),
+            "rejected": list(self.ledger.rejected),
+            "accepted": list(self.ledger.accepted),
+            "reject_at": self.reject_at,
             "total_usd": self.ledger.total_usd(),
             "max_in_progress": self.queue.max_in_progress,
             "in_progress": self.queue.in_progress,
             "in_queue": len(self.queue.waiting),
             "concurrency": self.queue.concurrency,
             "faults": dict(self.dice.counts),
+            "uploads": self.uploads.summary(),
         }
 
     async def get_ledger(self, request: web.Request) -> web.Response:
@@ -357,6 +466,7 @@ class Emulator:
         self.seed = options.get("seed", self.seed)
         self.dice = FaultDice(faults, self.seed)
         self.ledger = Ledger()
+        self.uploads = Uploads()
         self.queue.clear()
         return _json(self.ledger_json())
 
@@ -380,3 +490,33 @@ def _takes_seed(endpoint: str) -> bool:
 
     spec = load_catalog().get(endpoint)
     return spec.output_kind == "image" and "seed" in spec.params
+
+
+def _unknown_app(endpoint: str) -> str | None:
+    """fal's 404 for an id it does not serve: an alias (``fal-ai/flux-2-flash``) is not
+    an endpoint on fal, whatever the seeds wrote. None for a catalogued canonical id (or
+    its sub-path) and for ids outside the catalog (left to validation)."""
+    from ..catalog import load_catalog
+
+    catalog = load_catalog()
+    if endpoint in catalog.aliases():
+        owner, _, rest = endpoint.partition("/")
+        return f"Application '{rest.split('/')[0]}' not found for user '{owner}'"
+    return None
+
+
+@dataclass
+class Uploads:
+    """Files uploaded through the emulated CDN: what a test counts to prove a file went once."""
+
+    tokens: int = 0
+    parts: int = 0
+    files: list[dict[str, Any]] = field(default_factory=list)
+    open: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def record(self, url: str, data: bytes, *, multipart: bool) -> None:
+        self.files.append({"url": url, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(), "multipart": multipart})
+
+    def summary(self) -> dict[str, Any]:
+        return {"tokens": self.tokens, "parts": self.parts, "files": list(self.files),
+                "bytes": sum(f["bytes"] for f in self.files)}
