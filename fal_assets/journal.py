@@ -456,7 +456,7 @@ class Journal:
     def _get(self, key: str) -> Entry:
         entry = self.get(key)
         if entry is None:
-            raise JournalStateError(f"journal: {key}: row vanished")
+            raise JournalStateError(f"journal: no request {key}; `fal-assets journal doubt` lists the requests in doubt")
         return entry
 
     def entries(self, **filters: Any) -> list[Entry]:

@@ -158,3 +158,34 @@ def test_emulate_prints_its_environment_then_ready():
 def test_emulate_bad_faults_exit_2():
     result = invoke("emulate", "--port", "0", "--faults", "500=2")
     assert result.exit_code == 2 and "--faults" in result.stderr
+
+
+def test_journal_doubt_adopt_resend_on_a_real_entry_in_doubt(tmp_path):
+    """The README's recovery commands, as a user runs them after a run stopped on doubt."""
+    from fal_assets.journal import Journal, State
+
+    out = tmp_path / "work"
+    journal = Journal.at(out / "journal.db")
+    try:
+        for key in ("k-adopt", "k-resend"):
+            journal.begin(key, "fal-ai/flux-2-trainer", {"steps": 1000}, backend="fal", estimate_usd=6.40)
+            journal.mark_in_doubt(key, "killed between accept and record")
+    finally:
+        journal.close()
+    doubt = invoke("journal", "doubt", "--out", str(out))
+    assert doubt.exit_code == 0, doubt.output
+    assert [line.split()[:3] for line in doubt.stdout.splitlines()] == [
+        ["k-adopt", "fal-ai/flux-2-trainer", "$6.40"], ["k-resend", "fal-ai/flux-2-trainer", "$6.40"]]
+    adopted = invoke("journal", "adopt", "k-adopt", "req-123", "--out", str(out))
+    assert adopted.exit_code == 0 and "adopted req-123" in adopted.stdout, adopted.output
+    resent = invoke("journal", "resend", "k-resend", "--out", str(out))
+    assert resent.exit_code == 0 and "sends it again" in resent.stdout, resent.output
+    unknown = invoke("journal", "adopt", "no-such-key", "req-9", "--out", str(out))
+    assert unknown.exit_code == 2 and unknown.stderr.strip().splitlines() == [
+        "journal: no request no-such-key; `fal-assets journal doubt` lists the requests in doubt"]
+    journal = Journal.at(out / "journal.db")
+    try:
+        assert journal.get("k-adopt").state == State.SUBMITTED and journal.get("k-adopt").request_id == "req-123"
+        assert journal.get("k-resend").state == State.FAILED
+    finally:
+        journal.close()

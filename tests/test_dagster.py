@@ -114,7 +114,7 @@ def test_whole_graph_on_the_emulator_through_fal_client(tmp_path, tiny_library):
     assert "billed $" in out and "fal backend" in out
     # 9 references + 1 training + 2 poses, each sent once; the rerun sent nothing
     assert first["submitted"] == 12 and second["submitted"] == 12
-    assert second["total_usd"] == pytest.approx(first["total_usd"]) and first["total_usd"] > 8
+    assert second["total_usd"] == pytest.approx(first["total_usd"]) and first["total_usd"] > 6.4  # the 1000-step training alone is $6.40
     poses = materializations(tmp_path, "pose_images")
     assert {m.metadata["backend"].value for m in poses if "backend" in m.metadata} == {"emulator"}
     lora = materializations(tmp_path, "character_lora")[0]
