@@ -13,6 +13,7 @@ model (``new_session`` once); every ``remove`` call gets it.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -70,14 +71,39 @@ def numba_cache_dir() -> Path:
     return cache / "fal-assets" / "numba"
 
 
-def import_rembg():
-    """``import rembg`` with ``NUMBA_CACHE_DIR`` set to a kept folder first."""
+def numba_cache_is_cold(folder: Path | None = None) -> bool:
+    """True when Numba has compiled nothing into ``folder`` yet (the slow first import)."""
+    folder = folder or numba_cache_dir()
+    return not folder.is_dir() or next(folder.rglob("*.nbi"), None) is None
+
+
+IMPORT_SECONDS: dict[str, float] = {}  # rembg's import time in this process, once it happened
+
+
+def import_rembg(notice=None):
+    """``import rembg`` with ``NUMBA_CACHE_DIR`` set to a kept folder first.
+
+    The first import on a machine compiles pymatting's Numba code (about a minute on
+    2 cores); ``notice`` (default: a line on stderr) is told before and after, so a
+    run that pays it says so. Keying never gets here.
+    """
+    if "rembg" in sys.modules:
+        return sys.modules["rembg"]
     if not os.environ.get("NUMBA_CACHE_DIR"):
         folder = numba_cache_dir()
         folder.mkdir(parents=True, exist_ok=True)
         os.environ["NUMBA_CACHE_DIR"] = str(folder)
+    folder = Path(os.environ["NUMBA_CACHE_DIR"])
+    say = notice or (lambda line: print(line, file=sys.stderr, flush=True))
+    cold = numba_cache_is_cold(folder)
+    if cold:
+        say(f"cutout: first rembg import on this machine: compiling Numba code into {folder} (about a minute, once)")
+    started = time.perf_counter()
     import rembg
 
+    IMPORT_SECONDS["rembg"] = seconds = round(time.perf_counter() - started, 2)
+    if cold:
+        say(f"cutout: rembg imported in {seconds:.0f} s; later runs reuse {folder}")
     return rembg
 
 
@@ -183,6 +209,7 @@ class RembgCutter(Cutter):
         self.post_process_mask = post_process_mask
         self.decontaminate = decontaminate
         self.threads = threads
+        self._import_reported = False
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -214,7 +241,11 @@ class RembgCutter(Cutter):
         seconds = time.perf_counter() - started
         if out.mode != "RGBA":
             out = out.convert("RGBA")
-        return self._result(out, rembg_version=rembg_version, seconds=round(seconds, 4))
+        details = {"rembg_version": rembg_version, "seconds": round(seconds, 4)}
+        if "rembg" in IMPORT_SECONDS and not self._import_reported:
+            details["rembg_import_s"] = IMPORT_SECONDS["rembg"]  # the first cut in a process says what the import cost
+            self._import_reported = True
+        return self._result(out, **details)
 
 
 # ---------------------------------------------------------------------------- key

@@ -172,7 +172,8 @@ def sprite(image_path: Path, out_path: Path, cutter) -> Sprite:
     with Image.open(image_path) as image:
         result = cutter.cut(image.convert("RGB"))
     atomic.save_image(out_path, result.image)
-    details = {k: v for k, v in result.details.items() if isinstance(v, (str, int, float, bool, type(None), list))}
+    details = {k: v for k, v in result.details.items()
+               if isinstance(v, (str, int, float, bool, type(None), list)) and k != "rembg_import_s"}  # paid once, by this cut
     atomic.write_json(record, {"key": key, "method": result.method, "details": details})
     return Sprite(out_path.stem, out_path, result.method, {**dict(result.details), "cache_hit": False})
 
