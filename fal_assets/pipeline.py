@@ -144,9 +144,9 @@ def cutout_key(source: bytes, cutter) -> str:
     import hashlib
     import json
 
-    from . import cutout
+    from . import cutout, enclosed
 
-    code = hashlib.sha256(Path(cutout.__file__).read_bytes()).hexdigest()
+    code = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in (cutout, enclosed))).hexdigest()
     settings = json.dumps({"method": cutter.method, **cutter.describe(), "code": code}, sort_keys=True, default=str)
     return hashlib.sha256(hashlib.sha256(source).digest() + settings.encode()).hexdigest()
 
