@@ -11,6 +11,7 @@ from typing import Optional
 import dagster as dg
 from pydantic import Field
 
+from fal_assets import bounded
 from fal_assets.budget import Budget
 from fal_assets.generate import Generation, Request, Settings, generate_all
 from fal_assets.spec import CharacterSpec, load_spec, scan_specs
@@ -137,6 +138,8 @@ def cached_load_spec(path) -> CharacterSpec:
     the bytes is cheap, parsing is not; a modification time can repeat within a few ms):
     a sensor tick over an unchanged library parses nothing."""
     try:
+        if Path(path).stat().st_size > bounded.MAX_TEXT_BYTES["character spec"]:
+            return load_spec(path)  # refuses it before reading it
         digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     except OSError:
         return load_spec(path)  # says what is wrong with the file, in one line

@@ -34,6 +34,10 @@ def parse_value(key: str, text: str) -> Any:
             return parse_size(text)
         except (InvalidInput, ValueError):
             pass
+    from . import bounded
+
+    if bounded.json_depth(text) > bounded.MAX_DEPTH:
+        raise InvalidInput([Problem("--arg", key, f"nests deeper than {bounded.MAX_DEPTH} levels of lists and objects")])
     try:
         return json.loads(text)
     except json.JSONDecodeError:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .errors import InvalidInput, Problem
@@ -58,10 +57,12 @@ def check_spec(path: Path) -> tuple[list[Problem], list[str]]:
 def check_request(path: Path) -> list[Problem]:
     from .validation import validate_request
 
+    from . import bounded
+
     try:
-        body = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        return [Problem(str(path), f"line {exc.lineno}", f"not valid JSON: {exc.msg}")]
+        body = bounded.load_json(bounded.read_text(path, "request"), str(path))
+    except InvalidInput as exc:
+        return exc.problems
     try:
         validate_request(body, str(path))
     except InvalidInput as exc:

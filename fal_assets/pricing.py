@@ -21,6 +21,7 @@ from typing import Any, Literal, Mapping, Sequence
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+from fal_assets import bounded
 from fal_assets.catalog import MEGAPIXEL, EndpointSpec, load_catalog, output_size
 from fal_assets.errors import InvalidInput, Problem
 from fal_assets.validation import validate
@@ -234,12 +235,9 @@ def load_prices(override: str | Path | None = None) -> PriceTable:
 
 def _read_override(path: Path) -> PriceTable:
     where = str(path)
-    try:
-        raw = yaml.safe_load(path.read_text("utf-8"))
-    except FileNotFoundError:
-        raise InvalidInput([Problem(where, "", f"prices file not found (set by argument or {ENV_OVERRIDE})")]) from None
-    except (OSError, yaml.YAMLError) as err:
-        raise InvalidInput([Problem(where, "", f"cannot read prices file: {err}".replace("\n", " "))]) from None
+    if not path.exists():
+        raise InvalidInput([Problem(where, "", f"prices file not found (set by argument or {ENV_OVERRIDE})")])
+    raw = bounded.load_yaml(bounded.read_text(path, "prices file"), where)
     if not isinstance(raw, Mapping):
         raise InvalidInput([Problem(where, "", "a prices file is a mapping with a prices: section")])
     catalog = load_catalog()

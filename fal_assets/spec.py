@@ -35,6 +35,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from fal_assets import bounded
 from fal_assets.errors import InvalidInput, Problem
 
 SEED_MAX = 2**32 - 1
@@ -437,14 +438,7 @@ def load_spec(path: str | Path) -> CharacterSpec:
     """Read and validate one spec file; any problem raises ``InvalidInput`` (one line each)."""
     path = Path(path)
     where = str(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InvalidInput([Problem(where, "", f"cannot read the file: {exc.strerror or exc}")]) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidInput([Problem(where, "", f"is not UTF-8 text (byte {exc.start}); save it as UTF-8")]) from None
+    text = bounded.read_text(path, "character spec")
     data = _parse_yaml(text, where)
     if data is None:
         raise InvalidInput([Problem(where, "", "is empty; a spec needs name, trigger_word, description, style and poses")])
@@ -512,7 +506,9 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 def _parse_yaml(text: str, where: str) -> Any:
-    """Parse one YAML document. Mapping keys are always text; duplicate keys are errors."""
+    """Parse one YAML document. Mapping keys are always text; duplicate keys are errors.
+    Depth and alias expansion are bounded first (``bounded.check_yaml``)."""
+    bounded.check_yaml(text, where)
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
