@@ -154,13 +154,18 @@ def estimate(
 
 @app.command("validate")
 @guarded
-def validate_files(paths: list[Path] = typer.Argument(..., help="character specs (YAML) or requests (JSON)")) -> None:
-    """Check character specs and request files; exit 2 with one line per problem."""
+def validate_files(
+    paths: list[Path] = typer.Argument(..., help="character specs (YAML) or requests (JSON)"),
+    allow_references_outside: bool = typer.Option(
+        False, "--allow-references-outside",
+        help="accept a references_dir outside the spec's folder (as the characters resource's allow_references_outside)"),
+) -> None:
+    """Check character specs (their reference images too) and request files; exit 2 with one line per problem."""
     from .input_files import check_file
 
     problems: list[Problem] = []
     for path in paths:
-        found, notes = check_file(path)
+        found, notes = check_file(path, allow_references_outside=allow_references_outside)
         problems.extend(found)
         for note in notes:
             typer.echo(f"warning: {note}", err=True)

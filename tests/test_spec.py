@@ -104,6 +104,8 @@ BAD_SPECS = [
     ("profile-date-value", BASE + "profiles:\n  draft:\n    seed_date: 2024-01-01\n", "profiles.draft.seed_date", ["cannot be sent to fal", "numbers"]),
     ("bad-profile-name", BASE + "profiles:\n  Final Cut: {}\n", "profiles.Final Cut", ["not a safe name"]),
     ("missing-references-dir", BASE + "references_dir: refs\n", "references_dir", ["'refs' not found", "existing folder"]),
+    ("references-dir-parent", BASE + "references_dir: ..\n", "references_dir", ["'..' resolves to", "outside the spec's folder", "allow_references_outside: true"]),
+    ("references-dir-absolute", BASE + "references_dir: /etc\n", "references_dir", ["'/etc' resolves to /etc", "outside the spec's folder"]),
     ("no-views", BASE + "views: {}\n", "views", ["at least one"]),
     ("hex-lost-to-comment", BASE.replace("with a red plume", "with a plume #CC2200 red"), "description", ["#CC2200 starts a YAML comment", "quote the value"]),
     ("hex-comment-in-view", BASE + "views:\n  - front view with cape #AA0000\n", "views.0", ["#AA0000 starts a YAML comment"]),
