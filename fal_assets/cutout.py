@@ -24,6 +24,7 @@ from typing import Any, Mapping
 import numpy as np
 from PIL import Image
 
+from . import enclosed
 from .errors import InvalidInput, Problem
 
 METHODS = ("auto", "key", "rembg")
@@ -261,7 +262,9 @@ class KeyCutter(Cutter):
 
     1. The background colour is the median of a ``border``-px ring (or ``background``).
     2. Background = pixels within ``tolerance`` (RGB distance, 0-441) of it that are
-       connected to the image border; light areas enclosed by the subject stay opaque.
+       connected to the image border, and (``enclosed``) the holes an outlined figure
+       encloses, bounded by its outline as the outer background is (``enclosed.py``);
+       white parts bounded by the figure's fill colours (eyes, a white shirt) stay.
     3. Pixels within ``edge_width`` px of the background get a soft alpha: the pixel
        is read as a blend ``I = a*F + (1-a)*B`` of the background and a nearby subject
        colour F (the nearest pixel beyond the edge band, or the strongest pixel in a
@@ -286,6 +289,7 @@ class KeyCutter(Cutter):
         border: int = 4,
         background: tuple[int, int, int] | None = None,
         min_area: int = 0,
+        enclosed: bool = True,
     ):
         problems = []
         if not 0 <= tolerance < softness:
@@ -302,6 +306,7 @@ class KeyCutter(Cutter):
         self.border = int(border)
         self.background = tuple(background) if background is not None else None
         self.min_area = int(min_area)
+        self.enclosed = bool(enclosed)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -311,6 +316,7 @@ class KeyCutter(Cutter):
             "border": self.border,
             "background": list(self.background) if self.background else None,
             "min_area": self.min_area,
+            "enclosed": self.enclosed,
         }
 
     def cut(self, image: Image.Image) -> CutoutResult:
@@ -336,10 +342,15 @@ class KeyCutter(Cutter):
         dist = np.linalg.norm(rgb - bg_colour, axis=2)
 
         # 2. background: near the background colour and connected to the image border
-        labels, _ = ndimage.label(dist <= self.tolerance)
+        near = dist <= self.tolerance
+        labels, _ = ndimage.label(near)
         edge_labels = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
         background = np.isin(labels, edge_labels[edge_labels > 0])
         border_match = float((dist[ring] <= self.tolerance).mean())
+        holes = None
+        if self.enclosed:
+            holes = enclosed.find(rgb, near, background, dist, self.tolerance, self.edge_width)
+            background = background | holes.mask
 
         alpha = (~background).astype(np.float32)
         colour = rgb.copy()
@@ -397,6 +408,8 @@ class KeyCutter(Cutter):
             "border_match": round(border_match, 4),
             "opaque_fraction": round(float((a8 > 127).mean()), 4),
         }
+        if holes is not None:
+            details.update(holes.details())
         if border_match < 0.9:
             details["warning"] = (
                 f"background is not flat: {border_match:.0%} of the border is within tolerance "

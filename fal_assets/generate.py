@@ -16,6 +16,7 @@ import io
 import json
 import logging
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +27,8 @@ from .backends import Backend, MaybeAccepted, RequestGone, TransientError, make_
 from .backends.base import QueueStatus
 from .budget import Budget, BudgetGuard
 from .catalog import load_catalog
-from .errors import ContentFlagged, GenerationFailed, InvalidInput
-from .media import content_type_for, image_size_of, suffix_for
+from .errors import ContentFlagged, GenerationFailed, InvalidInput, Problem
+from .media import content_type_for, image_size_of, read_input, suffix_for
 from .pricing import CostEstimate, estimate
 from .store import ContentStore
 from .accepted import ACCEPTED, SENDING, AcceptedLog
@@ -143,10 +144,27 @@ def _problem(fieldname: str, message: str):
 # -- pure helpers -------------------------------------------------------------------
 
 
+#: The largest list index a file argument path may name (no endpoint takes more).
+MAX_PATH_INDEX = 63
+_PATH_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]+")
+
+
+def check_arg_path(path: str, where: str = "files") -> list[str]:
+    """The parts of an argument path (``image_urls.0``, ``loras.1.path``), or one
+    ``InvalidInput`` line: names and list indices up to ``MAX_PATH_INDEX``."""
+    parts = path.split(".")
+    if not path or len(parts) > 4 or not all(_PATH_PART.fullmatch(p) for p in parts) or parts[0].isdigit():
+        raise InvalidInput([Problem(where, path, "is not an argument path; expected NAME, NAME.INDEX or NAME.INDEX.NAME (e.g. image_urls.0)")])
+    for part in parts:
+        if part.isdigit() and int(part) > MAX_PATH_INDEX:
+            raise InvalidInput([Problem(where, path, f"list index {int(part)} is too large; allowed: 0 to {MAX_PATH_INDEX}")])
+    return parts
+
+
 def set_path(arguments: dict[str, Any], path: str, value: Any) -> None:
     """Set ``image_urls.0`` / ``loras.1.path`` / ``image_data_url`` inside arguments,
     creating the lists and objects on the way."""
-    parts = path.split(".")
+    parts = check_arg_path(path)
     target: Any = arguments
     for part, nxt in zip(parts, parts[1:]):
         empty: Any = [] if nxt.isdigit() else {}
@@ -292,7 +310,8 @@ class Generator:
         arguments = copy.deepcopy(request.arguments)
         input_sizes = []
         for path, local in sorted(request.files.items()):
-            data = Path(local).read_bytes()
+            check_arg_path(path)
+            data = read_input(path, local)
             set_path(arguments, path, f"sha256:{hashlib.sha256(data).hexdigest()}")
             if path.startswith("image_url"):
                 input_sizes.append(image_size_of(data))
@@ -470,7 +489,7 @@ class Generator:
         endpoint = request.endpoint
         sendable = copy.deepcopy(arguments)
         for path, local in sorted(request.files.items()):
-            data = Path(local).read_bytes()
+            data = read_input(path, local)
             set_path(sendable, path, await self._uploaded_url(path, Path(local), data))
         if not await self._journal("renew", key):
             raise ClaimLost(f"{endpoint}: {key[:12]}: another process took over this claim; not sent")

@@ -33,8 +33,11 @@ def point_uploads_at(host: str) -> None:
     client.CDN_URL = f"https://{host}"
 
 
-class MissingKey(FalAssetsError):
-    pass
+class MissingKey(InvalidInput):
+    """The fal backend was asked for without a key: a setup error (exit 2), not a failure."""
+
+    def __init__(self) -> None:
+        super().__init__([Problem("fal backend", "FAL_KEY", "is not set; export your fal.ai key as FAL_KEY, or use the local backend (--backend local)")])
 
 
 def key_from_env() -> str | None:
@@ -76,7 +79,7 @@ class FalBackend:
                  data_uri_max_bytes: int = DATA_URI_MAX_BYTES):
         key = key or key_from_env()
         if not key:
-            raise MissingKey("the fal backend needs FAL_KEY in the environment (or use --backend local)")
+            raise MissingKey()
         import fal_client
 
         self._fal = fal_client
