@@ -24,6 +24,7 @@ NOT_HERE = {  # command prefix -> why this test does not run it
     "export ": "sets a variable for the commands after it",
     "kubectl ": "needs a Kubernetes cluster",
     "dagster-celery ": "needs a Celery broker",
+    "dagster job execute ": "needs the Celery deployment (tests/test_celery.py runs it)",
     ".venv/bin/python bench/": "benchmarks (make bench), minutes each",
 }
 LONG_RUNNING = {"fal-assets emulate": "ready"}  # a server: runs until it prints this line
