@@ -59,11 +59,15 @@ telemetry:
 """
 
 # The worker's side of the executor's config (dagster-celery worker start -y): same broker.
+# Acknowledged late, a worker holds one step at a time: with early acks (Celery's default)
+# a busy worker also reserves the next step, which then waits while another worker idles.
 CELERY_YAML = """\
 execution:
   config:
     broker: {env: CELERY_BROKER_URL}
     backend: {env: CELERY_RESULT_BACKEND}
+    config_source:
+      task_acks_late: true
 """
 
 
@@ -255,6 +259,10 @@ class Cluster:
     def kill_worker(self, name: str) -> None:
         """kill -9 the worker's whole process group: the machine is gone mid-step."""
         stop(self.workers.pop(name), signal.SIGKILL)
+
+    def stop_worker(self, name: str) -> None:
+        """A warm shutdown (SIGTERM): the worker finishes nothing new and exits."""
+        stop(self.workers.pop(name))
 
     def worker_of(self, pid: int) -> str | None:
         """The worker whose process group holds ``pid``."""
