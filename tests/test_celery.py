@@ -32,7 +32,7 @@ from samples import TINY
 
 pytestmark = pytest.mark.slow
 postgres = postgres_server.postgres  # the session fixture: a throwaway PostgreSQL server
-LATENCY = 2.0  # each fal job takes this long: the window in which a worker is killed
+LATENCY = 3.0  # each fal job takes this long: the window in which a worker is killed
 POSES = {"dagster/asset_partition_range_start": "bolt/idle", "dagster/asset_partition_range_end": "bolt/hop"}
 BOLT = {"dagster/partition": "bolt"}
 PREFIX = STORE_URL.split("/", 3)[3]  # the key prefix inside the bucket: "store"
