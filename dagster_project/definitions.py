@@ -22,6 +22,8 @@ from .resources import CharacterLibrary, CutoutResource, FalResource, StoreResou
 warnings.filterwarnings("ignore", message=r".*currently in (beta|preview)")
 
 FOLDER_ENV = "FAL_ASSETS_CHARACTERS"
+STORE_URL_ENV = "FAL_ASSETS_STORE_URL"
+EXECUTOR_ENV = "FAL_ASSETS_EXECUTOR"
 
 
 def fal_resource() -> FalResource:
@@ -32,7 +34,26 @@ def fal_resource() -> FalResource:
         options["api_key"] = dg.EnvVar("FAL_KEY")
     if os.environ.get("FAL_ASSETS_JOURNAL_URL"):
         options["journal_url"] = dg.EnvVar("FAL_ASSETS_JOURNAL_URL")
+    if os.environ.get(STORE_URL_ENV):
+        options["store_url"] = os.environ[STORE_URL_ENV]
     return FalResource(**options)
+
+
+def store_resource() -> StoreResource:
+    """Files in ``output/``; with ``$FAL_ASSETS_STORE_URL`` (``s3://bucket/prefix``) in the store
+    by URL that every worker shares, ``output/`` being only this machine's working copy."""
+    return StoreResource(url=os.environ.get(STORE_URL_ENV) or None)
+
+
+def executor():
+    """``$FAL_ASSETS_EXECUTOR=celery``: every step goes to a Celery worker (dagster-celery),
+    through the broker in ``$CELERY_BROKER_URL`` and results in ``$CELERY_RESULT_BACKEND``."""
+    if os.environ.get(EXECUTOR_ENV, "") != "celery":
+        return None
+    from dagster_celery import celery_executor
+
+    return celery_executor.configured(
+        {"broker": {"env": "CELERY_BROKER_URL"}, "backend": {"env": "CELERY_RESULT_BACKEND"}}, name="celery")
 
 
 def library_partitions(folder: str, allow_references_outside: bool = False) -> LibraryPartitions:
@@ -54,9 +75,10 @@ def build_defs(folder: str | None = None, resources: dict | None = None, reload=
         jobs=schedules.JOBS,
         schedules=schedules.build(parts),
         sensors=[sensor],
+        executor=executor(),
         resources={
             "fal": fal_resource(),
-            "store": StoreResource(),
+            "store": store_resource(),
             "cutout": CutoutResource(),
             "characters": CharacterLibrary(folder=folder),
             **(resources or {}),
