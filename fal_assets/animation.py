@@ -599,3 +599,42 @@ def sample_frames(clip: Path, count: int, *, loop: bool) -> list:
         at = start + span * (i / count if loop else i / max(1, count - 1))
         picked.append(min(decoded, key=lambda item: abs(item[0] - at))[1])
     return picked
+
+
+# --------------------------------------------------------------------------- summaries
+
+
+def pose_image_size(spec: CharacterSpec, profile: str = "final") -> tuple[int, int]:
+    """The size of the pose images (what keyframes edit and video clips start from)."""
+    from .catalog import output_size
+
+    return tuple(output_size(spec.models.pose, {"image_size": spec.profile(profile)["image_size"]}))  # type: ignore[return-value]
+
+
+def character_estimate(spec: CharacterSpec, profile: str = "final") -> tuple[float, dict[str, str]]:
+    """What all of ``spec``'s animations cost on fal (nothing cached), and the ones that
+    cannot be priced with why (an unpriced endpoint is never counted as $0)."""
+    size = pose_image_size(spec, profile)
+    total, refused = 0.0, {}
+    for name in spec.animations:
+        try:
+            total += estimate_animation(spec, name, None, None, profile, base_size=size).total_usd
+        except InvalidInput as exc:
+            refused[name] = exc.lines()[0]
+    return round(total, 6), refused
+
+
+def summary_line(spec: CharacterSpec, folders: dict[str, Path]) -> str:
+    """One line per character for the demo: each animation's frames, method, what it
+    billed and what it costs on fal (from the frames' manifests)."""
+    parts = []
+    for name, folder in folders.items():
+        try:
+            data = json.loads((Path(folder) / FRAMES_MANIFEST).read_text())
+        except (OSError, ValueError):
+            parts.append(f"{name} (not made)")
+            continue
+        animation = spec.animation(name)
+        parts.append(f"{name} ({len(data['frames'])} frames at {animation.fps:g} fps{', loop' if animation.loop else ''}, "
+                     f"{data['method']} on {data['endpoint']}, billed ${data['cost_usd']:.2f}, on fal ${data['estimated_usd']:.3f})")
+    return ", ".join(parts)

@@ -457,13 +457,13 @@ def animation_sprites(spec, name: str, frames_dir: Path, cutouts_dir: Path, out_
                             animation.fps, animation.loop, problems, measure)
 
 
-def animated_sheet(spec, sprites_root: Path, character_dir: Path, names: Sequence[str] | None = None) -> AnimationSheet:
-    """Every animation of ``spec`` (its normalised frames under ``sprites_root/<name>``)
+def animated_sheet(spec, animations_root: Path, character_dir: Path, names: Sequence[str] | None = None) -> AnimationSheet:
+    """Every animation of ``spec`` (its normalised frames in ``animations_root/<name>/sprites``)
     in one atlas with its Aseprite, Godot and preview exports; fps and loop come from the
     spec (so a new fps re-exports without touching the frames)."""
     clips = []
     for name in names or list(spec.animations):
-        clip = load_clip(Path(sprites_root) / name, name)
+        clip = load_clip(Path(animations_root) / name / "sprites", name)
         animation = spec.animation(name)
         clips.append(Clip(name, clip.frames, animation.fps, animation.loop, clip.pivot))
     return write_exports(clips, character_dir)
