@@ -638,3 +638,44 @@ def summary_line(spec: CharacterSpec, folders: dict[str, Path]) -> str:
         parts.append(f"{name} ({len(data['frames'])} frames at {animation.fps:g} fps{', loop' if animation.loop else ''}, "
                      f"{data['method']} on {data['endpoint']}, billed ${data['cost_usd']:.2f}, on fal ${data['estimated_usd']:.3f})")
     return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class AnimationRefresh:
+    """Which of a character's animations need new frames, and whether its sheet needs
+    exporting again; and why."""
+
+    frames: tuple[str, ...] = ()
+    sheet: bool = False
+    reasons: tuple[str, ...] = ()
+
+
+def refresh_needed(spec: CharacterSpec, frames: dict[str, str | None], sheet: dict[str, str] | None) -> AnimationRefresh:
+    """Compare what was made (``frames``: animation -> the ``frames_version`` its frames
+    recorded; ``sheet``: animation -> the ``export_version`` the sheet recorded) with the
+    spec. New motion text, frame count, method, endpoint, seed or base pose: that
+    animation's frames (and the sheet). A new fps or loop flag: only the sheet."""
+    base = spec_version(spec)
+    stale, why = [], []
+    for name in spec.animations:
+        made = frames.get(name)
+        if made is None:
+            stale.append(name)
+            why.append(f"{name}: animation_frames never materialized")
+        elif made != frames_version(spec, name, base=base):
+            stale.append(name)
+            why.append(f"{name}: frames are of version {made}, the spec's are {frames_version(spec, name, base=base)}")
+    sheet_stale = bool(stale)
+    if sheet is None:
+        sheet_stale = True
+        why.append("animated_sheet never materialized")
+    else:
+        for name in spec.animations:
+            if sheet.get(name) != export_version(spec, name, base=base):
+                sheet_stale = True
+                why.append(f"{name}: the sheet exported version {sheet.get(name)}, the spec's is {export_version(spec, name, base=base)}")
+        gone = sorted(set(sheet) - set(spec.animations))
+        if gone:
+            sheet_stale = True
+            why.append(f"the sheet still holds {', '.join(gone)}, which the spec no longer names")
+    return AnimationRefresh(tuple(stale), sheet_stale, tuple(why))

@@ -252,3 +252,25 @@ def test_motion_frames_are_deterministic_and_keep_who_is_drawn():
     one = render_image({"prompt": prompts[2], "seed": 7, "image_size": {"width": 256, "height": 320}})
     two = render_image({"prompt": prompts[2], "seed": 7, "image_size": {"width": 256, "height": 320}})
     assert one.tobytes() == two.tobytes()
+
+
+def test_refresh_needed_fps_restales_only_the_sheet_motion_its_frames(knight, tmp_path):
+    def variant(old, new):
+        path = tmp_path / f"r{abs(hash(new))}.yaml"
+        path.write_text(SPEC.replace(old, new), encoding="utf-8")
+        return load_spec(path)
+
+    made = {n: an.frames_version(knight, n) for n in knight.animations}
+    exported = {n: an.export_version(knight, n) for n in knight.animations}
+    assert an.refresh_needed(knight, made, exported) == an.AnimationRefresh()
+    faster = variant("{frames: 4, fps: 12,", "{frames: 4, fps: 24,")
+    found = an.refresh_needed(faster, made, exported)
+    assert found.frames == () and found.sheet and "run: the sheet exported version" in found.reasons[0]
+    slower_motion = variant("fps: 12, motion: one full running stride}", "fps: 12, motion: a slow heavy jog}")
+    found = an.refresh_needed(slower_motion, made, exported)
+    assert found.frames == ("run",) and found.sheet
+    fewer = variant("frames: 3, fps: 6", "frames: 5, fps: 6")
+    assert an.refresh_needed(fewer, made, exported).frames == ("idle",)
+    assert an.refresh_needed(knight, {}, None) == an.AnimationRefresh(
+        ("run", "idle", "dash"), True, ("run: animation_frames never materialized", "idle: animation_frames never materialized",
+                                        "dash: animation_frames never materialized", "animated_sheet never materialized"))
