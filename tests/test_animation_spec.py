@@ -109,3 +109,21 @@ def test_example_characters_have_a_cycle_and_an_idle():
         assert "idle" in spec.animations, spec.name
         assert {"run", "walk"} & set(spec.animations), spec.name
         assert all(a.loop for a in spec.animations.values())
+
+
+def test_validate_checks_animation_endpoints_and_notes_unpriced_ones(tmp_path, monkeypatch):
+    from fal_assets.input_files import check_spec
+
+    monkeypatch.delenv("FAL_ASSETS_PRICES", raising=False)
+    path = tmp_path / "knight.yaml"
+    path.write_text(BASE + textwrap.dedent("""\
+        animations:
+          idle: breathing gently
+          dash: {pose: run, motion: a dash, method: video, endpoint: fal-ai/flux-2/flash/edit}
+          run: {motion: a stride, endpoint: fal-ai/flux-2/flash/edit}
+        """), encoding="utf-8")
+    problems, notes = check_spec(path)
+    assert [(p.field, p.message.split(";")[0]) for p in problems] == [
+        ("animations.dash.endpoint", "fal-ai/flux-2/flash/edit makes images, not video")]
+    assert len(notes) == 1 and "animations.idle: refused until priced: no price is known for fal-ai/flux-2/lora/edit" in notes[0]
+    assert check_spec(Path(__file__).resolve().parent.parent / "characters" / "glitch.yaml") == ([], [])
