@@ -108,3 +108,6 @@ def test_emulator_bills_each_frame_once(tmp_path, animated_library):
     billed = [job for job in first.get("jobs", []) if "kling" in str(job.get("endpoint", ""))]
     if billed:
         assert sum(j.get("cost_usd", 0) for j in billed) == pytest.approx(0.35)
+    report = materializations(tmp_path, "cost_report")[0].metadata
+    assert report["billed_usd"].value == pytest.approx(first["total_usd"])  # the journal == the emulator's ledger
+    assert report["event_log"].value["paid_but_not_materialized_usd"] == pytest.approx(0)  # animation frames recorded their cost
