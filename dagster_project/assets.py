@@ -24,7 +24,9 @@ GROUP = "character_sprites"
 
 def stage(name: str) -> dict:
     return {"group_name": GROUP, "tags": {"stage": name}}
-PAID_ASSETS = ["reference_images", "character_lora", "pose_images"]
+
+
+PAID_ASSETS = ["reference_images", "character_lora", "pose_images", "animation_frames"]
 
 
 class PoseConfig(dg.Config):

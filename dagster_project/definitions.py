@@ -14,7 +14,7 @@ import dagster as dg
 
 from fal_assets.spec import scan_specs
 
-from . import assets, checks, schedules, sensors
+from . import animation_assets, assets, checks, schedules, sensors
 from .partitions import LibraryPartitions
 from .resources import CharacterLibrary, CutoutResource, FalResource, StoreResource
 
@@ -69,9 +69,10 @@ def build_defs(folder: str | None = None, resources: dict | None = None, reload=
     library = (resources or {}).get("characters")
     parts = library_partitions(folder, bool(getattr(library, "allow_references_outside", False)))
     sensor = sensors.build(parts) if reload is None else sensors.build(parts, reload=reload)
+    animated, animation_checks = animation_assets.build(folder)
     return dg.Definitions(
-        assets=assets.build(parts),
-        asset_checks=checks.build(parts),
+        assets=assets.build(parts) + animated,
+        asset_checks=checks.build(parts) + animation_checks,
         jobs=schedules.JOBS,
         schedules=schedules.build(parts),
         sensors=[sensor],
