@@ -25,11 +25,11 @@ from fal_assets import animation_export as ax
 from fal_assets.errors import GenerationFailed
 from fal_assets.spec import scan_specs
 
+from .assets import OWNERS, stage
 from .partitions import join, poses_by_character, split
 from .resources import CharacterLibrary, CutoutResource, FalResource, StoreResource, cached_load_spec
 
 MV = dg.MetadataValue
-OWNERS = ["team:fal-assets"]
 
 
 class AnimationPartitions:
@@ -106,7 +106,7 @@ def build(folder: str) -> tuple[list, list]:
     @dg.asset(
         deps=[dg.AssetDep("pose_images", partition_mapping=parts.from_pose),
               dg.AssetDep("character_lora", partition_mapping=parts.from_character)],
-        group_name="animations", kinds={"fal", "png"}, pool="fal", **per_animation,
+        **stage("animations"), kinds={"fal", "png"}, pool="fal", **per_animation,
     )
     def animation_frames(context: dg.AssetExecutionContext, config: AnimationConfig, characters: CharacterLibrary, fal: FalResource,
                          store: StoreResource) -> dg.MaterializeResult:
@@ -138,7 +138,7 @@ def build(folder: str) -> tuple[list, list]:
 
     @dg.asset(
         deps=["animation_frames", dg.AssetDep("sprite_sheet", partition_mapping=parts.from_character)],
-        group_name="animations", kinds={"rembg", "png"}, **per_animation,
+        **stage("animations"), kinds={"rembg", "png"}, **per_animation,
     )
     def animation_sprites(context: dg.AssetExecutionContext, characters: CharacterLibrary, cutout: CutoutResource,
                           store: StoreResource) -> dg.MaterializeResult:
@@ -172,7 +172,7 @@ def build(folder: str) -> tuple[list, list]:
     @dg.asset(
         partitions_def=parts.characters,
         deps=[dg.AssetDep("animation_sprites", partition_mapping=parts.to_character)],
-        group_name="animations", kinds={"png", "json"}, owners=OWNERS,
+        **stage("animations"), kinds={"png", "json"}, owners=OWNERS,
     )
     def animated_sheet(context: dg.AssetExecutionContext, characters: CharacterLibrary, store: StoreResource) -> dg.MaterializeResult:
         """All of a character's animations in one atlas (frames ``<animation>/<nnn>``) with
