@@ -103,7 +103,7 @@ def tick(instance, repo, resources):
     when = datetime(2026, 1, 2, 3, 0, tzinfo=timezone.utc)
     out = {}
     for schedule in repo.schedule_defs:
-        context = dg.build_schedule_context(instance=instance, instance_ref=instance.get_ref(), scheduled_execution_time=when, repository_def=repo, resources=resources)
+        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=when, repository_def=repo, resources=resources)
         data = repo.get_schedule_def(schedule.name).evaluate_tick(context)
         out[schedule.name] = sorted((schedule.job_name, partitions(r)) for r in data.run_requests)
     return out

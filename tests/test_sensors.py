@@ -53,7 +53,7 @@ def tick(library, instance, tmp_path):
     def run():
         repo = state["repo"]
         sensor = repo.get_sensor_def("character_library_sensor")
-        context = dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(), cursor=state["cursor"], repository_def=repo, resources=resources)
+        context = dg.build_sensor_context(instance=instance, cursor=state["cursor"], repository_def=repo, resources=resources)
         data = sensor.evaluate_tick(context)  # resolves each request against its job: bad keys fail here
         assert not data.dynamic_partitions_requests, "partitions come from the specs, never from the sensor"
         state["cursor"] = data.cursor
