@@ -243,7 +243,12 @@ def edit_image(
     pairs: list[tuple[np.ndarray, np.ndarray]] = []
     centres = found.palette
     for part, src, dst in cues.recolour:
-        if part in found.parts:
+        # "from #FF1493 to ...": a colour of the picture that is the named one is changed,
+        # whichever part it was read as; else the named part; else the nearest hue
+        exact = min(range(len(centres)), key=lambda i: float(np.abs(centres[i] - np.array(src)).sum())) if len(centres) else None
+        if exact is not None and float(np.sqrt(((centres[exact] - np.array(src)) ** 2).sum())) < 24:
+            pairs.append((centres[exact], np.array(dst, np.float32)))
+        elif part in found.parts:
             pairs.append((np.array(found.parts[part], np.float32), np.array(dst, np.float32)))
         elif len(centres):
             j = min(range(len(centres)), key=lambda i: _hue_distance(centres[i], src))
