@@ -17,7 +17,7 @@ from .partitions import LibraryPartitions, poses_by_character, split
 from .resources import CharacterLibrary, CutoutResource, FalResource, StoreResource
 
 OWNERS = ["team:fal-assets"]
-PAID_ASSETS = ["reference_images", "character_lora", "pose_images"]
+PAID_ASSETS = ["reference_images", "character_lora", "pose_images", "variant_images"]
 
 
 class PoseConfig(dg.Config):

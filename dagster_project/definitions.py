@@ -14,8 +14,9 @@ import dagster as dg
 
 from fal_assets.spec import scan_specs
 
-from . import assets, checks, schedules, sensors
+from . import assets, checks, schedules, sensors, variant_assets
 from .partitions import LibraryPartitions
+from .variant_partitions import VariantPartitions
 from .resources import CharacterLibrary, CutoutResource, FalResource, StoreResource
 
 # Dagster marks some APIs we rely on (backfill policies, partitioned checks) as beta/preview.
@@ -45,10 +46,11 @@ def build_defs(folder: str | None = None, resources: dict | None = None, reload=
     """Everything for the specs in ``folder``; ``resources`` replace the defaults by key."""
     folder = folder or os.environ.get(FOLDER_ENV, "characters")
     parts = library_partitions(folder)
+    variants = VariantPartitions.of_folder(folder)
     sensor = sensors.build(parts) if reload is None else sensors.build(parts, reload=reload)
     return dg.Definitions(
-        assets=assets.build(parts),
-        asset_checks=checks.build(parts),
+        assets=[*assets.build(parts), *variant_assets.build(variants)],
+        asset_checks=[*checks.build(parts), *variant_assets.checks(variants)],
         jobs=schedules.JOBS,
         schedules=schedules.build(parts),
         sensors=[sensor],

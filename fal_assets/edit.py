@@ -225,3 +225,41 @@ def build_variant_sheet(spec: CharacterSpec, name: str, cutouts_dir: Path, chara
     paths = write_atlas(atlas, variant_dir, name="sheet")
     contact = atomic.save_image(variant_dir / "contact_sheet.png", contact_sheet(images))
     return VariantSheet(name, poses_dir, written, paths["png"], paths["json"], paths["tres"], contact, canvas, pivots, atlas.size, tuple(warnings))
+
+
+def alignment_problems(variant_dir: Path, character_dir: Path, poses: list[str], *, min_overlap: float = 0.8) -> list[str]:
+    """A variant sheet a game can swap for the base frame for frame: the same canvas,
+    the same pivot per pose, and the same silhouette (alpha overlap, intersection over
+    union, at least ``min_overlap``: an edit recolours, it does not move the figure)."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from .sprite_sheet import POSES_DIR
+
+    mine_dir, base_dir = Path(variant_dir) / POSES_DIR, Path(character_dir) / POSES_DIR
+    try:
+        mine, base = json.loads((mine_dir / "poses.json").read_text()), json.loads((base_dir / "poses.json").read_text())
+    except (OSError, ValueError) as exc:
+        return [f"cannot read a sheet manifest: {exc}"]
+    problems = []
+    if mine.get("canvas") != base.get("canvas"):
+        problems.append(f"canvas {mine.get('canvas')} differs from the base's {base.get('canvas')}")
+    for pose in poses:
+        layout, base_layout = mine.get("poses", {}).get(pose), base.get("poses", {}).get(pose)
+        if layout is None or base_layout is None:
+            problems.append(f"{pose}: missing from {'the variant' if layout is None else 'the base'} sheet")
+            continue
+        if layout.get("pivot") != base_layout.get("pivot"):
+            problems.append(f"{pose}: pivot {layout.get('pivot')} differs from the base's {base_layout.get('pivot')}")
+        with Image.open(mine_dir / f"{pose}.png") as a, Image.open(base_dir / f"{pose}.png") as b:
+            if a.size != b.size:
+                problems.append(f"{pose}: frame {a.size[0]}x{a.size[1]}, the base's {b.size[0]}x{b.size[1]}")
+                continue
+            ma, mb = np.asarray(a.convert("RGBA"))[..., 3] > 127, np.asarray(b.convert("RGBA"))[..., 3] > 127
+        union = float((ma | mb).sum())
+        overlap = float((ma & mb).sum()) / union if union else 1.0
+        if overlap < min_overlap:
+            problems.append(f"{pose}: silhouette overlaps the base's by {overlap:.0%} (< {min_overlap:.0%}); the edit moved or reshaped the figure")
+    return problems

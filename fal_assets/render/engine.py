@@ -265,6 +265,7 @@ def edit_image(
     for part, dst in targets.items():
         if part in found.parts:
             pairs.append((np.array(found.parts[part], np.float32), np.array(dst, np.float32)))
+    pairs += _shades(pairs, centres)
     if pairs:
         flat = rgb.reshape(-1, 3)
         delta = np.zeros_like(flat)
@@ -279,6 +280,23 @@ def edit_image(
         rgb, alpha = _swap_background(rgb, alpha, old_bg, centres, _background(cues))
     out = np.dstack([rgb, alpha]).round().astype(np.uint8)
     return Image.fromarray(out, "RGBA")
+
+
+def _shades(pairs: list[tuple[np.ndarray, np.ndarray]], centres: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The shaded tones of each recoloured colour (``k * colour``, how the figure is lit)
+    recoloured to ``k * new colour``, so a recolour keeps the shading."""
+    out: list[tuple[np.ndarray, np.ndarray]] = []
+    taken = [src for src, _ in pairs]
+    for src, dst in pairs:
+        norm = float(src @ src)
+        if norm < 1.0:
+            continue
+        for c in centres:
+            k = float(c @ src) / norm
+            if 0.4 <= k < 0.95 and float(np.sqrt(((c - k * src) ** 2).sum())) < 6 and not any(np.allclose(c, t) for t in taken):
+                out.append((np.asarray(c, np.float32), np.asarray(dst, np.float32) * k))
+                taken.append(c)
+    return out
 
 
 def _hue_distance(a, b) -> float:
