@@ -122,7 +122,7 @@ def build(parts: LibraryPartitions) -> list[dg.AssetsDefinition]:
 
 @dg.asset(group_name="reports", kinds={"pandas", "csv"}, owners=OWNERS)
 def cost_report(context: dg.AssetExecutionContext, fal: FalResource, store: StoreResource) -> dg.MaterializeResult:
-    """All spend by character, pose, asset, endpoint and day, billed (fal) apart from
+    """All spend by character, pose, variant, asset, endpoint and day, billed (fal) apart from
     estimated (local), against the budget caps."""
     from fal_assets.costs import cost_report as make_report
 
