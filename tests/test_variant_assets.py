@@ -213,3 +213,40 @@ def test_backfill_dry_run_prices_variants(tmp_path, library, capsys):
     assert "variants neon_cyan (1 poses, sheet)" in out
     assert "  variant_images    1 request    fal-ai/flux-pro/kontext      $0.04" in out
     assert "    neon_cyan       1 request    fal-ai/flux-pro/kontext      $0.04" in out
+
+
+@pytest.mark.slow
+def test_a_new_base_pose_stales_its_variants_only_in_dagster(tmp_path, slime_library):
+    """Dagster's own staleness (the UI's badges) follows the pose -> variant mapping: the
+    base pose materialized again stales that pose's variants, not the other pose's."""
+    from dagster._core.definitions.data_version import StaleStatus
+    from dagster._utils.test.data_versions import get_stale_status_resolver
+
+    from dagster_project.definitions import graph
+    from dagster_project.resources import CharacterLibrary, CutoutResource, FalResource, StoreResource
+    from dagster_project.schedules import CHAIN
+
+    resources = {
+        "fal": FalResource(backend="local", workdir=str(tmp_path / "work")),
+        "store": StoreResource(root=str(tmp_path / "output")),
+        "cutout": CutoutResource(method="key"),
+        "characters": CharacterLibrary(folder=str(slime_library)),
+    }
+    defs = build_defs(str(slime_library), resources)
+    everything = graph(defs)
+    (tmp_path / "dagster").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
+        def run(selection, key):
+            assert dg.materialize(everything, selection=selection, partition_key=key, instance=instance, resources=resources).success
+
+        run(list(CHAIN), "goo")
+        for pose in ("idle", "hop"):
+            run(["pose_images"], f"goo/{pose}")
+        for key in ("goo/idle/frost", "goo/hop/frost", "goo/idle/ember"):
+            run(["variant_images"], key)
+        resolver = get_stale_status_resolver(instance, list(defs.assets))
+        assert resolver.get_status(dg.AssetKey("variant_images"), "goo/idle/frost") == StaleStatus.FRESH
+        run(["pose_images"], "goo/idle")
+        resolver = get_stale_status_resolver(instance, list(defs.assets))
+        seen = {k: resolver.get_status(dg.AssetKey("variant_images"), k) for k in ("goo/idle/frost", "goo/idle/ember", "goo/hop/frost")}
+        assert seen == {"goo/idle/frost": StaleStatus.STALE, "goo/idle/ember": StaleStatus.STALE, "goo/hop/frost": StaleStatus.FRESH}
