@@ -21,6 +21,7 @@ a tick under 1 s unchanged and 5 s with one change, fan-out within 1.15x of the 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -110,25 +111,32 @@ def dagster_path(work: Path, folder: Path, instance, runs: int = 1) -> list[floa
     return times
 
 
-def per_partition(poses: int, extra_keys: int) -> dict:
+def instance(temp_dir: Path, postgres):
+    """A Dagster instance on SQLite (what ``dagster dev`` uses by default) or on ``postgres``."""
     import dagster as dg
 
+    temp_dir.mkdir()
+    if postgres is None:
+        return dg.instance_for_test(temp_dir=str(temp_dir))
+    url = postgres.create_database(f"bench_{temp_dir.name}_{os.getpid()}_{time.monotonic_ns()}")
+    return dg.instance_for_test(temp_dir=str(temp_dir), overrides={"storage": {"postgres": {"postgres_url": url}}})
+
+
+def per_partition(poses: int, extra_keys: int, postgres=None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         folder = tmp / "characters"
         library(folder, poses)
         lib = library_path(tmp / "lib", folder)
-        (tmp / "instance").mkdir()
-        with dg.instance_for_test(temp_dir=str(tmp / "instance")) as instance:
-            first, *again = dagster_path(tmp / "dag", folder, instance, runs=3)
+        with instance(tmp / "instance", postgres) as dagster_instance:
+            first, *again = dagster_path(tmp / "dag", folder, dagster_instance, runs=3)
         out = {"library_s": lib, "dagster_s": first, "rerun_s": min(again)}
         if extra_keys:
             big = tmp / "big"
             library(big, poses, extra_keys)
-            (tmp / "instance2").mkdir()
-            with dg.instance_for_test(temp_dir=str(tmp / "instance2")) as instance:
-                dagster_path(tmp / "dag", big, instance)  # journal and cutouts from the run above: all hits
-                out["rerun_keys_s"] = min(dagster_path(tmp / "dag", big, instance, runs=2))
+            with instance(tmp / "instance2", postgres) as dagster_instance:
+                dagster_path(tmp / "dag", big, dagster_instance)  # journal and cutouts from the run above: all hits
+                out["rerun_keys_s"] = min(dagster_path(tmp / "dag", big, dagster_instance, runs=2))
         return out
 
 
@@ -137,18 +145,17 @@ def main() -> None:
     parser.add_argument("--poses", type=int, nargs="+", default=[40, 200])
     parser.add_argument("--keys", type=int, default=30000)
     parser.add_argument("--quick", action="store_true", help="skip the sensor and fan-out parts")
+    parser.add_argument("--storage", nargs="+", choices=["sqlite", "postgres"], default=["sqlite", "postgres"],
+                        help="Dagster's storage: SQLite (dagster dev's default) and a local PostgreSQL server (fsync on)")
     args = parser.parse_args()
     os.environ.setdefault("DAGSTER_HOME", tempfile.mkdtemp())
-    for count in args.poses:
-        found = per_partition(count, args.keys if count == args.poses[0] else 0)
-        overhead = (found["dagster_s"] - found["library_s"]) / count * 1000
-        line = (f"{count} poses: library {found['library_s']:.2f} s, through Dagster {found['dagster_s']:.2f} s -> "
-                f"overhead {overhead:.0f} ms per partition (target 50); unchanged re-run {found['rerun_s'] / count * 1000:.0f} ms "
-                f"per partition (target 100)")
-        if "rerun_keys_s" in found:
-            line += (f"; with {args.keys:,} more pose keys {found['rerun_keys_s'] / count * 1000:.0f} ms "
-                     f"({found['rerun_keys_s'] / found['rerun_s']:.2f}x)")
-        print(line, flush=True)
+    with contextlib.ExitStack() as stack:
+        for storage in args.storage:
+            postgres = stack.enter_context(postgres_server()) if storage == "postgres" else None
+            if storage == "postgres" and postgres is None:
+                print("postgres: skipped (no PostgreSQL server binaries; see tests/postgres_server.py)", flush=True)
+                continue
+            per_storage(args, storage, postgres)
     if args.quick:
         return
     from partitions_bench import run_one
@@ -160,6 +167,37 @@ def main() -> None:
         out = subprocess.run([sys.executable, str(ROOT / "bench" / "fanout_bench.py"), "--n", str(n), "--concurrency", str(c),
                               "--latency", str(latency), "--skip-seed000"], capture_output=True, text=True, check=True).stdout
         print("fan-out " + " / ".join(line.strip() for line in out.strip().splitlines()), flush=True)
+
+
+@contextlib.contextmanager
+def postgres_server():
+    """A throwaway PostgreSQL cluster with fsync on (tests/postgres_server.py), or None."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from postgres_server import PostgresServer, find_bindir
+
+    bindir = find_bindir()
+    if bindir is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory() as root:
+        server = PostgresServer(bindir, Path(root), durable=True).start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+def per_storage(args, storage: str, postgres) -> None:
+    for count in args.poses:
+        found = per_partition(count, args.keys if count == args.poses[0] else 0, postgres)
+        overhead = (found["dagster_s"] - found["library_s"]) / count * 1000
+        line = (f"{storage}, {count} poses: library {found['library_s']:.2f} s, through Dagster {found['dagster_s']:.2f} s -> "
+                f"overhead {overhead:.0f} ms per partition (target 50); unchanged re-run {found['rerun_s'] / count * 1000:.0f} ms "
+                f"per partition (target 100)")
+        if "rerun_keys_s" in found:
+            line += (f"; with {args.keys:,} more pose keys {found['rerun_keys_s'] / count * 1000:.0f} ms "
+                     f"({found['rerun_keys_s'] / found['rerun_s']:.2f}x)")
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

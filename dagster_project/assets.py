@@ -17,6 +17,13 @@ from .partitions import LibraryPartitions, poses_by_character, split
 from .resources import CharacterLibrary, CutoutResource, FalResource, StoreResource
 
 OWNERS = ["team:fal-assets"]
+#: One asset group: Dagster's lineage view draws a lone group without a box, so the whole
+#: graph is open at first look (several groups open collapsed). The stage is a tag.
+GROUP = "character_sprites"
+
+
+def stage(name: str) -> dict:
+    return {"group_name": GROUP, "tags": {"stage": name}}
 PAID_ASSETS = ["reference_images", "character_lora", "pose_images", "variant_images"]
 
 
@@ -30,7 +37,7 @@ def build(parts: LibraryPartitions) -> list[dg.AssetsDefinition]:
     single-run range)."""
     per_pose = dict(partitions_def=parts.poses, backfill_policy=dg.BackfillPolicy.single_run(), owners=OWNERS)
 
-    @dg.asset(partitions_def=parts.characters, group_name="specs", kinds={"yaml"}, owners=OWNERS)
+    @dg.asset(partitions_def=parts.characters, **stage("specs"), kinds={"yaml"}, owners=OWNERS)
     def character_spec(context: dg.AssetExecutionContext, characters: CharacterLibrary) -> dg.MaterializeResult:
         """The character's YAML spec; its data version changes when anything that shapes
         the character's images changes, which marks every downstream partition stale."""
@@ -40,7 +47,7 @@ def build(parts: LibraryPartitions) -> list[dg.AssetsDefinition]:
             data_version=dg.DataVersion(spec_version(spec)),
         )
 
-    @dg.asset(partitions_def=parts.characters, deps=["character_spec"], group_name="dataset", kinds={"fal", "png"}, owners=OWNERS, pool="fal")
+    @dg.asset(partitions_def=parts.characters, deps=["character_spec"], **stage("dataset"), kinds={"fal", "png"}, owners=OWNERS, pool="fal")
     def reference_images(context: dg.AssetExecutionContext, characters: CharacterLibrary, fal: FalResource, store: StoreResource) -> dg.MaterializeResult:
         """Reference images for the dataset: varied views generated from the spec, or the
         user's own folder when the spec names one."""
@@ -48,7 +55,7 @@ def build(parts: LibraryPartitions) -> list[dg.AssetsDefinition]:
         refs = pipeline.reference_images(spec, store.path(spec.name, "references"), lambda r: fal.generate(context, r))
         return dg.MaterializeResult(metadata=meta.references(refs), data_version=dg.DataVersion(spec_version(spec)))
 
-    @dg.asset(partitions_def=parts.characters, deps=["reference_images"], group_name="dataset", kinds={"zip"}, owners=OWNERS)
+    @dg.asset(partitions_def=parts.characters, deps=["reference_images"], **stage("dataset"), kinds={"zip"}, owners=OWNERS)
     def training_dataset(context: dg.AssetExecutionContext, characters: CharacterLibrary, store: StoreResource) -> dg.MaterializeResult:
         """The zip fal's trainer takes: 9-50 images of at least 1024 px, a caption with the
         trigger word beside each, near-duplicates removed by perceptual hash."""
@@ -58,7 +65,7 @@ def build(parts: LibraryPartitions) -> list[dg.AssetsDefinition]:
         report = pipeline.training_dataset(spec, images, store.path(spec.name, "dataset.zip"))
         return dg.MaterializeResult(metadata=meta.dataset(report), data_version=dg.DataVersion(meta.file_sha(report.zip_path)))
 
-    @dg.asset(partitions_def=parts.characters, deps=["training_dataset"], group_name="lora", kinds={"fal", "safetensors"}, owners=OWNERS, pool="fal")
+    @dg.asset(partitions_def=parts.characters, deps=["training_dataset"], **stage("lora"), kinds={"fal", "safetensors"}, owners=OWNERS, pool="fal")
     def character_lora(context: dg.AssetExecutionContext, characters: CharacterLibrary, fal: FalResource, store: StoreResource) -> dg.MaterializeResult:
         """The character's LoRA from fal-ai/flux-2-trainer: the weights file itself is kept
         (fal's URLs do not last; a lost LoRA is gone), with its config and URL."""
@@ -69,7 +76,7 @@ def build(parts: LibraryPartitions) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         deps=[dg.AssetDep("character_lora", partition_mapping=parts.to_poses), dg.AssetDep("character_spec", partition_mapping=parts.to_poses)],
-        group_name="poses",
+        **stage("poses"),
         kinds={"fal", "png"},
         pool="fal",
         **per_pose,
@@ -84,7 +91,7 @@ def build(parts: LibraryPartitions) -> list[dg.AssetsDefinition]:
             meta.record_poses(context, spec, poses, made, lambda pose: pose_version(spec, pose, config.profile))
         return dg.MaterializeResult()
 
-    @dg.asset(deps=["pose_images"], group_name="sprites", kinds={"rembg", "png"}, **per_pose)
+    @dg.asset(deps=["pose_images"], **stage("sprites"), kinds={"rembg", "png"}, **per_pose)
     def sprites(context: dg.AssetExecutionContext, characters: CharacterLibrary, cutout: CutoutResource, store: StoreResource):
         """The pose image with its background removed (rembg, or keying of the flat
         background when no rembg model is present; metadata says which)."""
@@ -102,7 +109,7 @@ def build(parts: LibraryPartitions) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=parts.characters,
         deps=[dg.AssetDep("sprites", partition_mapping=parts.to_character)],
-        group_name="sprites",
+        **stage("sprites"),
         kinds={"png", "json"},
         owners=OWNERS,
     )
@@ -120,7 +127,7 @@ def build(parts: LibraryPartitions) -> list[dg.AssetsDefinition]:
     return [character_spec, reference_images, training_dataset, character_lora, pose_images, sprites, sprite_sheet, cost_report]
 
 
-@dg.asset(group_name="reports", kinds={"pandas", "csv"}, owners=OWNERS)
+@dg.asset(**stage("reports"), kinds={"pandas", "csv"}, owners=OWNERS)
 def cost_report(context: dg.AssetExecutionContext, fal: FalResource, store: StoreResource) -> dg.MaterializeResult:
     """All spend by character, pose, variant, asset, endpoint and day, billed (fal) apart from
     estimated (local), against the budget caps."""

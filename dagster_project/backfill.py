@@ -30,6 +30,7 @@ warnings.filterwarnings("ignore", message=r".*currently in (beta|preview)")
 
 import dagster as dg  # noqa: E402
 
+from fal_assets import references  # noqa: E402
 from fal_assets.errors import FalAssetsError, InvalidInput  # noqa: E402
 from fal_assets.plan import Refresh, by_stage, mark_cached, plan_character, pose_runs, refresh_needed, total_usd  # noqa: E402
 from fal_assets.spec import CharacterSpec, scan_specs  # noqa: E402
@@ -75,9 +76,10 @@ def changed_since(ref: str, folder: Path) -> list[str]:
     return [line.strip() for line in proc.stdout.splitlines() if line.strip()]
 
 
-def select(args: argparse.Namespace, folder: Path) -> tuple[dict[str, CharacterSpec], list[str], list[str]]:
-    """The chosen specs, the chosen poses (empty: all) and notes for the user."""
-    specs, problems = scan_specs(folder)
+def select(args: argparse.Namespace, folder: Path, allow_references_outside: bool = False) -> tuple[dict[str, CharacterSpec], list[str], list[str]]:
+    """The chosen specs, the chosen poses (empty: all) and notes for the user. A chosen
+    spec whose own reference images would fail the run is refused here, before any run."""
+    specs, problems = scan_specs(folder, allow_references_outside=allow_references_outside)
     if problems:
         raise BadInput([str(p) for p in problems])
     notes: list[str] = []
@@ -101,6 +103,9 @@ def select(args: argparse.Namespace, folder: Path) -> tuple[dict[str, CharacterS
             raise BadInput([f"--pose: {pose!r} is not a pose of {', '.join(chosen) or 'the chosen characters'}; they have: {', '.join(known) or 'none'}"])
     if args.pose:
         chosen = {n: s for n, s in chosen.items() if any(p in s.poses for p in args.pose)}
+    problems = [p for spec in chosen.values() for p in references.check(spec)]
+    if problems:
+        raise BadInput([str(p) for p in problems])
     for name, spec in chosen.items():
         try:
             spec.profile(args.profile)
@@ -189,7 +194,7 @@ def run_character(runs: Runs, spec: CharacterSpec, work: Refresh, profile: str, 
 
 def run(args: argparse.Namespace, resources: Mapping) -> int:
     folder = Path(resources["characters"].folder)
-    chosen, wanted_poses, notes = select(args, folder)
+    chosen, wanted_poses, notes = select(args, folder, bool(getattr(resources["characters"], "allow_references_outside", False)))
     for note in notes:
         print(note, file=sys.stderr)
     if not chosen:
@@ -208,7 +213,7 @@ def run(args: argparse.Namespace, resources: Mapping) -> int:
                                                     store.path(name, "poses_raw")) for name, spec in chosen.items()}
         if args.dry_run:
             return dry_run(chosen, works, args.profile, resources, variants)
-        runs = Runs(graph(build_defs(str(folder))), instance, resources)
+        runs = Runs(graph(build_defs(str(folder), {"characters": resources["characters"]})), instance, resources)
         failed = [name for name, spec in chosen.items()
                   if not (works[name].empty and not variants[name])
                   and not run_character(runs, spec, works[name], args.profile, variants[name])]

@@ -36,17 +36,19 @@ def fal_resource() -> FalResource:
     return FalResource(**options)
 
 
-def library_partitions(folder: str) -> LibraryPartitions:
+def library_partitions(folder: str, allow_references_outside: bool = False) -> LibraryPartitions:
     """The partitions of the specs in ``folder`` that load cleanly (the sensor reports the others)."""
-    specs, _ = scan_specs(folder)
+    specs, _ = scan_specs(folder, allow_references_outside=allow_references_outside)
     return LibraryPartitions.of_specs(specs)
 
 
 def build_defs(folder: str | None = None, resources: dict | None = None, reload=None) -> dg.Definitions:
-    """Everything for the specs in ``folder``; ``resources`` replace the defaults by key."""
+    """Everything for the specs in ``folder``; ``resources`` replace the defaults by key
+    (a ``characters`` resource given here also decides which specs load into partitions)."""
     folder = folder or os.environ.get(FOLDER_ENV, "characters")
-    parts = library_partitions(folder)
-    variants = VariantPartitions.of_folder(folder)
+    library = (resources or {}).get("characters")
+    parts = library_partitions(folder, bool(getattr(library, "allow_references_outside", False)))
+    variants = VariantPartitions.of_folder(folder, bool(getattr(library, "allow_references_outside", False)))
     sensor = sensors.build(parts) if reload is None else sensors.build(parts, reload=reload)
     return dg.Definitions(
         assets=[*assets.build(parts), *variant_assets.build(variants)],

@@ -10,7 +10,7 @@ import dagster as dg
 
 from fal_assets.errors import GenerationFailed
 from fal_assets.generate import Generation
-from fal_assets.previews import thumbnail_markdown
+from fal_assets.previews import inline_markdown, thumbnail_markdown
 
 from .partitions import join
 
@@ -68,7 +68,8 @@ def references(refs) -> dict[str, Any]:
         "images": MV.int(len(refs.images)),
         "source": MV.text(refs.source),
         "folder": MV.path(str(refs.folder)),
-        "preview": MV.md(gallery(refs.images)),
+        "preview": MV.md(inline_markdown(next(iter(refs.images.values())), alt="first reference")),
+        "gallery": MV.md(gallery(refs.images)),
         **total(refs.generations.values()),
     }
     if refs.generations:
@@ -115,7 +116,8 @@ def record_poses(context: dg.AssetExecutionContext, spec, poses: list[str], made
                 "prompt": MV.text(outcome.prompt),
                 "path": MV.path(str(outcome.path)),
                 "pose_version": MV.text(version(pose)),
-                "preview": MV.md(thumbnail_markdown(outcome.path, alt=pose)),
+                "preview": MV.md(inline_markdown(outcome.path, alt=pose)),  # drawn in place in the UI
+                "preview_large": MV.md(thumbnail_markdown(outcome.path, alt=pose)),  # behind "Show Markdown"
             },
             partition_key=key,
         )
@@ -149,7 +151,8 @@ def sprite(made) -> dict[str, Any]:
         image.load()
         alpha = np.asarray(image.getchannel("A"))
         size = image.size
-        preview = thumbnail_markdown(image, alt=made.pose)  # one decode for both
+        preview = inline_markdown(image, alt=made.pose)  # one decode for all three
+        preview_large = thumbnail_markdown(image, alt=made.pose)
     details = {k: v for k, v in made.details.items() if isinstance(v, (str, int, float, bool))}
     return {
         "path": MV.path(str(made.path)),
@@ -161,6 +164,7 @@ def sprite(made) -> dict[str, Any]:
         "size": MV.text(f"{size[0]}x{size[1]}"),
         "alpha_coverage": MV.float(round(float((alpha > 127).mean()), 4)),
         "preview": MV.md(preview),
+        "preview_large": MV.md(preview_large),
     }
 
 
@@ -173,7 +177,8 @@ def sheet(made) -> dict[str, Any]:
         "frames": MV.int(len(made.poses)),
         "canvas": MV.text(f"{made.canvas[0]}x{made.canvas[1]}"),
         "atlas_size": MV.text(f"{made.atlas_size[0]}x{made.atlas_size[1]}"),
-        "preview": MV.md(thumbnail_markdown(made.contact_png, alt="contact sheet", max_side=640)),
+        "preview": MV.md(inline_markdown(made.contact_png, alt="contact sheet")),
+        "preview_large": MV.md(thumbnail_markdown(made.contact_png, alt="contact sheet", max_side=640)),
     }
 
 

@@ -11,6 +11,7 @@ from typing import Optional
 import dagster as dg
 from pydantic import Field
 
+from fal_assets import bounded
 from fal_assets.budget import Budget
 from fal_assets.generate import Generation, Request, Settings, generate_all
 from fal_assets.spec import CharacterSpec, load_spec, scan_specs
@@ -128,25 +129,32 @@ def _cutter(method: str, model: str, model_path: str | None, alpha_matting: bool
 
 
 @functools.lru_cache(maxsize=4096)
-def _load_spec(path: str, digest: str) -> CharacterSpec:
-    return load_spec(path)
+def _load_spec(path: str, digest: str, allow_references_outside: bool) -> CharacterSpec:
+    return load_spec(path, allow_references_outside=allow_references_outside)
 
 
-def cached_load_spec(path) -> CharacterSpec:
+def cached_load_spec(path, allow_references_outside: bool = False) -> CharacterSpec:
     """``load_spec``, parsed once per process for each content of the file (hashing
     the bytes is cheap, parsing is not; a modification time can repeat within a few ms):
     a sensor tick over an unchanged library parses nothing."""
     try:
+        if Path(path).stat().st_size > bounded.MAX_TEXT_BYTES["character spec"]:
+            return load_spec(path)  # refuses it before reading it
         digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     except OSError:
         return load_spec(path)  # says what is wrong with the file, in one line
-    return _load_spec(str(path), digest)
+    return _load_spec(str(path), digest, bool(allow_references_outside))
 
 
 class CharacterLibrary(dg.ConfigurableResource):
     """The folder of character specs; partition keys come from it."""
 
     folder: str = Field("characters", description="folder of character spec YAML files")
+    allow_references_outside: bool = Field(
+        False,
+        description="let a spec's references_dir (and its images) resolve outside the spec's own folder tree; "
+        "off by default, because those files are copied into the output and uploaded to fal",
+    )
 
     def spec(self, character: str) -> CharacterSpec:
         """The spec named ``character``: parsed once per process for each version of
@@ -154,11 +162,11 @@ class CharacterLibrary(dg.ConfigurableResource):
         for suffix in (".yaml", ".yml"):
             path = Path(self.folder) / f"{character}{suffix}"
             if path.is_file():
-                return cached_load_spec(path)
+                return cached_load_spec(path, self.allow_references_outside)
         specs, _ = self.scan()
         if character in specs:
             return specs[character]
         raise dg.Failure(f"{self.folder}: no character spec named {character!r}")
 
     def scan(self):
-        return scan_specs(self.folder, loader=cached_load_spec)
+        return scan_specs(self.folder, loader=functools.partial(cached_load_spec, allow_references_outside=self.allow_references_outside))

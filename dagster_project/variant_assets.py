@@ -14,7 +14,7 @@ from fal_assets import edit, pipeline, quality
 from fal_assets.variants import palette_of, poses_of
 
 from . import variant_meta
-from .assets import OWNERS
+from .assets import OWNERS, stage
 from .resources import CharacterLibrary, CutoutResource, FalResource, StoreResource
 from .variant_partitions import VariantPartitions, poses_by_variant, split, split_sheet
 
@@ -28,7 +28,7 @@ def build(parts: VariantPartitions) -> list[dg.AssetsDefinition]:
         deps=[dg.AssetDep("pose_images", partition_mapping=parts.from_poses),
               dg.AssetDep("character_spec", partition_mapping=parts.from_characters),
               dg.AssetDep("character_lora", partition_mapping=parts.from_characters)],
-        group_name="variants", kinds={"fal", "png"}, pool="fal", **per_variant,
+        **stage("variants"), kinds={"fal", "png"}, pool="fal", **per_variant,
     )
     def variant_images(context: dg.AssetExecutionContext, characters: CharacterLibrary, fal: FalResource, store: StoreResource):
         """Each pose of a variant: an edit of the base pose image (the instruction and the
@@ -40,7 +40,7 @@ def build(parts: VariantPartitions) -> list[dg.AssetsDefinition]:
             variant_meta.record_images(context, spec, variant, made)
         return dg.MaterializeResult()
 
-    @dg.asset(deps=["variant_images"], group_name="variants", kinds={"rembg", "png"}, **per_variant)
+    @dg.asset(deps=["variant_images"], **stage("variants"), kinds={"rembg", "png"}, **per_variant)
     def variant_sprites(context: dg.AssetExecutionContext, cutout: CutoutResource, store: StoreResource):
         """The variant pose image with its background removed, by the base's cutter."""
         cutter = cutout.cutter()
@@ -57,7 +57,7 @@ def build(parts: VariantPartitions) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=parts.sheets,
         deps=[dg.AssetDep("variant_sprites", partition_mapping=parts.to_sheet), dg.AssetDep("sprite_sheet", partition_mapping=parts.from_base_sheet)],
-        group_name="variants", kinds={"png", "json"}, owners=OWNERS,
+        **stage("variants"), kinds={"png", "json"}, owners=OWNERS,
     )
     def variant_sheet(context: dg.AssetExecutionContext, characters: CharacterLibrary, store: StoreResource) -> dg.MaterializeResult:
         """The variant's sprites on the base sheet's canvas, each where the base put that pose

@@ -79,13 +79,13 @@ class VariantPartitions:
         return cls({name: {v: poses_of(spec, v) for v in spec.variants} for name, spec in specs.items() if spec.variants})
 
     @classmethod
-    def of_folder(cls, folder: str) -> "VariantPartitions":
+    def of_folder(cls, folder: str, allow_references_outside: bool = False) -> "VariantPartitions":
         """From the specs in ``folder`` that load cleanly (each file parsed once per process)."""
         from fal_assets.spec import scan_specs
 
         from .resources import cached_load_spec
 
-        specs, _ = scan_specs(folder, loader=cached_load_spec)
+        specs, _ = scan_specs(folder, loader=lambda path: cached_load_spec(path, allow_references_outside))
         return cls.of_specs(specs)
 
     def range_of(self, character: str, variant: str) -> tuple[str, str]:

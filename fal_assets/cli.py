@@ -7,16 +7,55 @@ and exits 2; a traceback is for bugs only.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from .errors import BudgetExceeded, FalAssetsError, InvalidInput, Problem
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help=__doc__.splitlines()[0])
-
 USER_ERROR = 2
+MAX_COUNT = 100_000  # pricing.MAX_COUNT, without importing pricing at start-up
+
+
+class OneLineErrors(TyperGroup):
+    """Click's usage errors (a bad option value, a missing argument, an unknown option)
+    as one line, ``command: --option: what is wrong`` and exit 2, like every other
+    user error, instead of a usage box. ``--help`` and bare commands still show help."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.TyperException as exc:  # click's errors, as Typer vendors them
+            if type(exc).__name__ == "NoArgsIsHelpError" and getattr(exc, "ctx", None) is not None:
+                typer.echo(exc.ctx.get_help(), err=True)  # a bare command shows its help
+            else:
+                typer.echo(usage_line(exc), err=True)
+            sys.exit(USER_ERROR)
+        except typer.Abort:
+            typer.echo("aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def usage_line(exc: Exception) -> str:
+    """One line for a click error: the command, the option and click's own message."""
+    ctx = getattr(exc, "ctx", None)
+    where = ctx.command_path if ctx is not None else "fal-assets"
+    message = " ".join(exc.format_message().split()) if hasattr(exc, "format_message") else str(exc)
+    param = getattr(exc, "param", None)
+    if isinstance(exc, typer.BadParameter) and param is not None and type(exc).__name__ == "BadParameter":
+        name = max(param.opts, key=len) if param.opts else param.human_readable_name
+        return f"{where}: {name}: {' '.join(exc.message.split())} (see --help)"
+    return f"{where}: {message} (see --help)"
+
+
+app = typer.Typer(cls=OneLineErrors, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help=__doc__.splitlines()[0])
 
 
 def fail(lines: list[str], code: int = USER_ERROR) -> None:
@@ -34,6 +73,10 @@ def parse_value(key: str, text: str) -> Any:
             return parse_size(text)
         except (InvalidInput, ValueError):
             pass
+    from . import bounded
+
+    if bounded.json_depth(text) > bounded.MAX_DEPTH:
+        raise InvalidInput([Problem("--arg", key, f"nests deeper than {bounded.MAX_DEPTH} levels of lists and objects")])
     try:
         return json.loads(text)
     except json.JSONDecodeError:
@@ -55,13 +98,17 @@ def parse_args(pairs: list[str]) -> dict[str, Any]:
 
 
 def parse_sizes(sizes: list[str]) -> list[tuple[int, int]]:
+    from .media import MAX_INPUT_SIDE
+
     out, problems = [], []
     for text in sizes:
         width, sep, height = text.lower().partition("x")
-        if sep and width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0:
-            out.append((int(width), int(height)))
-        else:
+        if not (sep and width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0):
             problems.append(Problem("--input-size", text, "expected WIDTHxHEIGHT in pixels, e.g. 1024x768"))
+        elif max(len(width), len(height)) > 6 or max(int(width), int(height)) > MAX_INPUT_SIDE:
+            problems.append(Problem("--input-size", text, f"an input image is at most {MAX_INPUT_SIDE} px a side"))
+        else:
+            out.append((int(width), int(height)))
     if problems:
         raise InvalidInput(problems)
     return out
@@ -90,7 +137,7 @@ def guarded(func):
 def estimate(
     endpoint: str,
     arg: list[str] = typer.Option([], "--arg", help="KEY=VALUE request argument (repeatable)"),
-    count: int = typer.Option(1, "--count", min=1, help="how many such requests"),
+    count: int = typer.Option(1, "--count", min=1, max=MAX_COUNT, help=f"how many such requests (1 to {MAX_COUNT:,})"),
     input_size: list[str] = typer.Option([], "--input-size", help="WxH of each input image (edits)"),
     prices: Optional[Path] = typer.Option(None, "--prices", help="a YAML file overriding the price table"),
     as_json: bool = typer.Option(False, "--json", help="print a JSON object"),
@@ -107,13 +154,18 @@ def estimate(
 
 @app.command("validate")
 @guarded
-def validate_files(paths: list[Path] = typer.Argument(..., help="character specs (YAML) or requests (JSON)")) -> None:
-    """Check character specs and request files; exit 2 with one line per problem."""
+def validate_files(
+    paths: list[Path] = typer.Argument(..., help="character specs (YAML) or requests (JSON)"),
+    allow_references_outside: bool = typer.Option(
+        False, "--allow-references-outside",
+        help="accept a references_dir outside the spec's folder (as the characters resource's allow_references_outside)"),
+) -> None:
+    """Check character specs (their reference images too) and request files; exit 2 with one line per problem."""
     from .input_files import check_file
 
     problems: list[Problem] = []
     for path in paths:
-        found, notes = check_file(path)
+        found, notes = check_file(path, allow_references_outside=allow_references_outside)
         problems.extend(found)
         for note in notes:
             typer.echo(f"warning: {note}", err=True)
@@ -157,11 +209,16 @@ def generate(
     from .generate import Request, Settings, generate_one
     from .backends.fal import key_from_env
 
+    from .generate import check_arg_path
+    from .media import read_input
+
     files = {}
     for pair in file:
         path, sep, local = pair.partition("=")
-        if not sep or not Path(local).is_file():
-            fail([str(Problem("--file", pair, "expected ARGPATH=LOCALFILE naming an existing file"))])
+        if not sep or not local:
+            fail([str(Problem("--file", pair, "expected ARGPATH=LOCALFILE, e.g. image_urls.0=ref.png"))])
+        check_arg_path(path, "--file")
+        read_input(path, local)  # a file that is missing, unreadable or not an image: one line now
         files[path] = Path(local)
     chosen = backend if backend != "auto" else ("fal" if key_from_env() else "local")
     settings = Settings(backend=chosen, store_root=out / "store", journal_url=journal, concurrency=concurrency)

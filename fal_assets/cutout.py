@@ -13,6 +13,7 @@ model (``new_session`` once); every ``remove`` call gets it.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -23,6 +24,7 @@ from typing import Any, Mapping
 import numpy as np
 from PIL import Image
 
+from . import enclosed
 from .errors import InvalidInput, Problem
 
 METHODS = ("auto", "key", "rembg")
@@ -70,14 +72,39 @@ def numba_cache_dir() -> Path:
     return cache / "fal-assets" / "numba"
 
 
-def import_rembg():
-    """``import rembg`` with ``NUMBA_CACHE_DIR`` set to a kept folder first."""
+def numba_cache_is_cold(folder: Path | None = None) -> bool:
+    """True when Numba has compiled nothing into ``folder`` yet (the slow first import)."""
+    folder = folder or numba_cache_dir()
+    return not folder.is_dir() or next(folder.rglob("*.nbi"), None) is None
+
+
+IMPORT_SECONDS: dict[str, float] = {}  # rembg's import time in this process, once it happened
+
+
+def import_rembg(notice=None):
+    """``import rembg`` with ``NUMBA_CACHE_DIR`` set to a kept folder first.
+
+    The first import on a machine compiles pymatting's Numba code (about a minute on
+    2 cores); ``notice`` (default: a line on stderr) is told before and after, so a
+    run that pays it says so. Keying never gets here.
+    """
+    if "rembg" in sys.modules:
+        return sys.modules["rembg"]
     if not os.environ.get("NUMBA_CACHE_DIR"):
         folder = numba_cache_dir()
         folder.mkdir(parents=True, exist_ok=True)
         os.environ["NUMBA_CACHE_DIR"] = str(folder)
+    folder = Path(os.environ["NUMBA_CACHE_DIR"])
+    say = notice or (lambda line: print(line, file=sys.stderr, flush=True))
+    cold = numba_cache_is_cold(folder)
+    if cold:
+        say(f"cutout: first rembg import on this machine: compiling Numba code into {folder} (about a minute, once)")
+    started = time.perf_counter()
     import rembg
 
+    IMPORT_SECONDS["rembg"] = seconds = round(time.perf_counter() - started, 2)
+    if cold:
+        say(f"cutout: rembg imported in {seconds:.0f} s; later runs reuse {folder}")
     return rembg
 
 
@@ -183,6 +210,7 @@ class RembgCutter(Cutter):
         self.post_process_mask = post_process_mask
         self.decontaminate = decontaminate
         self.threads = threads
+        self._import_reported = False
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -214,7 +242,11 @@ class RembgCutter(Cutter):
         seconds = time.perf_counter() - started
         if out.mode != "RGBA":
             out = out.convert("RGBA")
-        return self._result(out, rembg_version=rembg_version, seconds=round(seconds, 4))
+        details = {"rembg_version": rembg_version, "seconds": round(seconds, 4)}
+        if "rembg" in IMPORT_SECONDS and not self._import_reported:
+            details["rembg_import_s"] = IMPORT_SECONDS["rembg"]  # the first cut in a process says what the import cost
+            self._import_reported = True
+        return self._result(out, **details)
 
 
 # ---------------------------------------------------------------------------- key
@@ -230,7 +262,9 @@ class KeyCutter(Cutter):
 
     1. The background colour is the median of a ``border``-px ring (or ``background``).
     2. Background = pixels within ``tolerance`` (RGB distance, 0-441) of it that are
-       connected to the image border; light areas enclosed by the subject stay opaque.
+       connected to the image border, and (``enclosed``) the holes an outlined figure
+       encloses, bounded by its outline as the outer background is (``enclosed.py``);
+       white parts bounded by the figure's fill colours (eyes, a white shirt) stay.
     3. Pixels within ``edge_width`` px of the background get a soft alpha: the pixel
        is read as a blend ``I = a*F + (1-a)*B`` of the background and a nearby subject
        colour F (the nearest pixel beyond the edge band, or the strongest pixel in a
@@ -255,6 +289,7 @@ class KeyCutter(Cutter):
         border: int = 4,
         background: tuple[int, int, int] | None = None,
         min_area: int = 0,
+        enclosed: bool = True,
     ):
         problems = []
         if not 0 <= tolerance < softness:
@@ -271,6 +306,7 @@ class KeyCutter(Cutter):
         self.border = int(border)
         self.background = tuple(background) if background is not None else None
         self.min_area = int(min_area)
+        self.enclosed = bool(enclosed)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -280,6 +316,7 @@ class KeyCutter(Cutter):
             "border": self.border,
             "background": list(self.background) if self.background else None,
             "min_area": self.min_area,
+            "enclosed": self.enclosed,
         }
 
     def cut(self, image: Image.Image) -> CutoutResult:
@@ -305,10 +342,15 @@ class KeyCutter(Cutter):
         dist = np.linalg.norm(rgb - bg_colour, axis=2)
 
         # 2. background: near the background colour and connected to the image border
-        labels, _ = ndimage.label(dist <= self.tolerance)
+        near = dist <= self.tolerance
+        labels, _ = ndimage.label(near)
         edge_labels = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
         background = np.isin(labels, edge_labels[edge_labels > 0])
         border_match = float((dist[ring] <= self.tolerance).mean())
+        holes = None
+        if self.enclosed:
+            holes = enclosed.find(rgb, near, background, dist, self.tolerance, self.edge_width)
+            background = background | holes.mask
 
         alpha = (~background).astype(np.float32)
         colour = rgb.copy()
@@ -366,6 +408,8 @@ class KeyCutter(Cutter):
             "border_match": round(border_match, 4),
             "opaque_fraction": round(float((a8 > 127).mean()), 4),
         }
+        if holes is not None:
+            details.update(holes.details())
         if border_match < 0.9:
             details["warning"] = (
                 f"background is not flat: {border_match:.0%} of the border is within tolerance "

@@ -16,6 +16,7 @@ import io
 import json
 import logging
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,10 +24,11 @@ from typing import Any, Callable, Iterable
 
 from . import journal as jr
 from .backends import Backend, MaybeAccepted, RequestGone, TransientError, make_backend
+from .backends.base import QueueStatus
 from .budget import Budget, BudgetGuard
 from .catalog import load_catalog
-from .errors import ContentFlagged, GenerationFailed, InvalidInput
-from .media import content_type_for, image_size_of, suffix_for
+from .errors import ContentFlagged, GenerationFailed, InvalidInput, Problem
+from .media import content_type_for, image_size_of, read_input, suffix_for
 from .pricing import CostEstimate, estimate
 from .store import ContentStore
 from .accepted import ACCEPTED, SENDING, AcceptedLog
@@ -142,10 +144,27 @@ def _problem(fieldname: str, message: str):
 # -- pure helpers -------------------------------------------------------------------
 
 
+#: The largest list index a file argument path may name (no endpoint takes more).
+MAX_PATH_INDEX = 63
+_PATH_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]+")
+
+
+def check_arg_path(path: str, where: str = "files") -> list[str]:
+    """The parts of an argument path (``image_urls.0``, ``loras.1.path``), or one
+    ``InvalidInput`` line: names and list indices up to ``MAX_PATH_INDEX``."""
+    parts = path.split(".")
+    if not path or len(parts) > 4 or not all(_PATH_PART.fullmatch(p) for p in parts) or parts[0].isdigit():
+        raise InvalidInput([Problem(where, path, "is not an argument path; expected NAME, NAME.INDEX or NAME.INDEX.NAME (e.g. image_urls.0)")])
+    for part in parts:
+        if part.isdigit() and int(part) > MAX_PATH_INDEX:
+            raise InvalidInput([Problem(where, path, f"list index {int(part)} is too large; allowed: 0 to {MAX_PATH_INDEX}")])
+    return parts
+
+
 def set_path(arguments: dict[str, Any], path: str, value: Any) -> None:
     """Set ``image_urls.0`` / ``loras.1.path`` / ``image_data_url`` inside arguments,
     creating the lists and objects on the way."""
-    parts = path.split(".")
+    parts = check_arg_path(path)
     target: Any = arguments
     for part, nxt in zip(parts, parts[1:]):
         empty: Any = [] if nxt.isdigit() else {}
@@ -291,7 +310,8 @@ class Generator:
         arguments = copy.deepcopy(request.arguments)
         input_sizes = []
         for path, local in sorted(request.files.items()):
-            data = Path(local).read_bytes()
+            check_arg_path(path)
+            data = read_input(path, local)
             set_path(arguments, path, f"sha256:{hashlib.sha256(data).hexdigest()}")
             if path.startswith("image_url"):
                 input_sizes.append(image_size_of(data))
@@ -469,19 +489,19 @@ class Generator:
         endpoint = request.endpoint
         sendable = copy.deepcopy(arguments)
         for path, local in sorted(request.files.items()):
-            data = Path(local).read_bytes()
+            data = read_input(path, local)
             set_path(sendable, path, await self._uploaded_url(path, Path(local), data))
         if not await self._journal("renew", key):
             raise ClaimLost(f"{endpoint}: {key[:12]}: another process took over this claim; not sent")
 
         async def submit_once() -> str:
             request_id = await self.backend.submit(endpoint, sendable)
-            if self.accepted is not None:  # durable before any log line, event or journal write
-                self.accepted.accepted(key, endpoint, request_id)
+            if self.accepted is not None:  # durable before any log line, event or journal write of this request
+                await asyncio.to_thread(self.accepted.accepted, key, endpoint, request_id)
             return request_id
 
-        if self.accepted is not None:
-            self.accepted.sending(key, endpoint)  # from here on fal may hold a paid job
+        if self.accepted is not None:  # from here on fal may hold a paid job
+            await asyncio.to_thread(self.accepted.sending, key, endpoint)
         return await self._retry(f"submit {endpoint}", submit_once, send=True)
 
     async def _uploaded_url(self, path: str, local: Path, data: bytes) -> str:
@@ -562,31 +582,63 @@ class Generator:
             renewer.cancel()
 
     async def _await_done(self, endpoint: str, key: str, request_id: str) -> float:
-        """Poll until COMPLETED; returns the seconds waited."""
+        """Follow the request until COMPLETED: fal's status stream where the backend has
+        one (no polling), else (or once a stream breaks) a status GET every poll interval.
+        Returns the seconds waited."""
         settings = self.settings
         limit = settings.training_wait_timeout if load_catalog().get(endpoint).purpose == "training" else settings.wait_timeout
         started = time.monotonic()
-        last_position, logged = None, 0
-        while True:
-            status = await self._retry(f"status {request_id}", lambda: self.backend.status(endpoint, request_id))
-            for line in (status.logs or [])[logged:]:  # fal returns the whole log each time
+        seen = {"position": None, "logged": 0}
+
+        def note(status: QueueStatus) -> None:
+            for line in (status.logs or [])[seen["logged"]:]:  # fal sends the whole log each time
                 self.on_event(f"{endpoint}: {request_id}: {line.get('message', line) if isinstance(line, dict) else line}")
-            logged = max(logged, len(status.logs or []))
+            seen["logged"] = max(seen["logged"], len(status.logs or []))
+            if not status.done and status.queue_position is not None and status.queue_position != seen["position"]:
+                seen["position"] = status.queue_position
+                self.on_event(f"{endpoint}: {request_id} in queue at position {status.queue_position}")
+
+        def too_long() -> GenerationFailed:
+            return GenerationFailed(
+                f"{endpoint}: {request_id} not done after {limit:.0f}s; it stays journaled "
+                "as submitted and a rerun resumes it without paying again (while fal holds it)"
+            )
+
+        status = None
+        if getattr(self.backend, "watch", None) is not None:
+            status = await self._watch(endpoint, request_id, note, max(0.0, limit - (time.monotonic() - started)))
+            if status is None and time.monotonic() - started > limit:
+                raise too_long()
+        while status is None or not status.done:
+            status = await self._retry(f"status {request_id}", lambda: self.backend.status(endpoint, request_id))
+            note(status)
             if status.done:
                 break
-            if status.queue_position is not None and status.queue_position != last_position:
-                last_position = status.queue_position
-                self.on_event(f"{endpoint}: {request_id} in queue at position {status.queue_position}")
             if time.monotonic() - started > limit:
-                raise GenerationFailed(
-                    f"{endpoint}: {request_id} not done after {limit:.0f}s; it stays journaled "
-                    "as submitted and a rerun resumes it without paying again (while fal holds it)"
-                )
+                raise too_long()
             await asyncio.sleep(settings.poll_interval)
         if status.error:
             await self._journal("mark_failed", key, f"the {self.backend.label} backend reported an error: {status.error}")
             raise GenerationFailed(f"{endpoint}: {request_id} failed on the {self.backend.label} backend: {status.error}")
         return time.monotonic() - started
+
+    async def _watch(self, endpoint: str, request_id: str, note, limit: float) -> QueueStatus | None:
+        """The COMPLETED status from the backend's status stream, or None when the stream
+        broke or ``limit`` ran out (the caller polls from there)."""
+
+        async def follow() -> QueueStatus | None:
+            async for status in self.backend.watch(endpoint, request_id):
+                note(status)
+                if status.done:
+                    return status
+            return None
+
+        try:
+            return await asyncio.wait_for(follow(), limit)
+        except (TransientError, asyncio.TimeoutError) as broke:
+            if isinstance(broke, TransientError):
+                self.on_event(f"{endpoint}: {request_id}: {broke}; polling its status instead")
+            return None
 
     async def _collect(self, request: Request, cost: CostEstimate, key: str, request_id: str, waited: float) -> Generation:
         """Fetch the result, download every file at once, verify, store, journal."""

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .errors import InvalidInput, Problem
 
 
-def check_spec(path: Path) -> tuple[list[Problem], list[str]]:
-    """Problems with a spec (schema, endpoints per stage, every request it would send)
-    and lint notes on its prompts."""
+def check_spec(path: Path, *, allow_references_outside: bool = False) -> tuple[list[Problem], list[str]]:
+    """Problems with a spec (schema, its own reference images, endpoints per stage, every
+    request it would send) and lint notes on its prompts."""
+    from . import references
     from .catalog import load_catalog
     from .lint import lint_spec
     from .recipes import pose_request, reference_request
@@ -18,11 +18,11 @@ def check_spec(path: Path) -> tuple[list[Problem], list[str]]:
     from .validation import validate
 
     try:
-        spec = load_spec(path)
+        spec = load_spec(path, allow_references_outside=allow_references_outside)
     except InvalidInput as exc:
         return exc.problems, []
     where = str(path)
-    problems: list[Problem] = []
+    problems: list[Problem] = references.check(spec)
     catalog = load_catalog()
     wanted = {"reference": ("text-to-image",), "training": ("training",), "pose": ("lora-inference", "text-to-image")}
     for stage, purposes in wanted.items():
@@ -62,10 +62,12 @@ def check_spec(path: Path) -> tuple[list[Problem], list[str]]:
 def check_request(path: Path) -> list[Problem]:
     from .validation import validate_request
 
+    from . import bounded
+
     try:
-        body = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        return [Problem(str(path), f"line {exc.lineno}", f"not valid JSON: {exc.msg}")]
+        body = bounded.load_json(bounded.read_text(path, "request"), str(path))
+    except InvalidInput as exc:
+        return exc.problems
     try:
         validate_request(body, str(path))
     except InvalidInput as exc:
@@ -73,14 +75,14 @@ def check_request(path: Path) -> list[Problem]:
     return []
 
 
-def check_file(path: Path) -> tuple[list[Problem], list[str]]:
+def check_file(path: Path, *, allow_references_outside: bool = False) -> tuple[list[Problem], list[str]]:
     """(problems, notes) for one file: YAML is a character spec, JSON a request."""
     path = Path(path)
     if not path.is_file():
         return [Problem(str(path), "", "no such file")], []
     suffix = path.suffix.lower()
     if suffix in (".yaml", ".yml"):
-        return check_spec(path)
+        return check_spec(path, allow_references_outside=allow_references_outside)
     if suffix == ".json":
         return check_request(path), []
     return [Problem(str(path), "", "unknown kind of file; allowed: .yaml/.yml (character spec) or .json (request)")], []

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import socket
+import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
@@ -29,10 +30,11 @@ from typing import Any, Callable, Mapping
 from sqlalchemy import (Column, DateTime, Float, Integer, MetaData, String, Table, Text,
                         TypeDecorator, create_engine, event, func, insert, or_, select,
                         update)
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 from sqlalchemy.schema import CreateIndex, CreateTable, Index
 
-from .errors import FalAssetsError
+from . import journal_errors
+from .errors import FalAssetsError, InvalidInput, Problem
 
 DEFAULT_LEASE_SECONDS = 120.0
 SQLITE_BUSY_TIMEOUT_S = 30.0
@@ -207,7 +209,8 @@ def _check_no_secret(text: str | None, what: str) -> None:
             continue
         parts = [secret] + [p for p in secret.split(":") if len(p) >= 8]
         if any(part in text for part in parts):
-            raise ValueError(f"journal: refusing to store {what}: it contains the {name} secret")
+            raise InvalidInput([Problem("request", what, f"holds the value of {name}; take the key out (it belongs in "
+                                                         "the environment only); nothing was sent or stored")])
 
 
 class Journal:
@@ -219,18 +222,30 @@ class Journal:
         self.lease_seconds = lease_seconds
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
         self._clock = clock
-        is_sqlite = url.startswith("sqlite")
-        self.engine = create_engine(
-            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S} if is_sqlite else {})
+        is_sqlite = str(url).startswith("sqlite")
+        try:
+            self.engine = create_engine(
+                url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S} if is_sqlite else {})
+        except (ArgumentError, ImportError) as exc:  # not a URL, an unknown dialect, no driver
+            raise journal_errors.unavailable(url, exc) from None
+        journal_errors.watch(self.engine, url)  # connection and storage errors: one line each
         if is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        self._create_tables()
+        try:
+            self._create_tables()
+        except sqlite3.DatabaseError as exc:  # raised by the pragmas, outside SQLAlchemy's wrapping
+            raise journal_errors.unavailable(url, exc) from None
 
     @classmethod
     def at(cls, path: str | os.PathLike, **kwargs) -> "Journal":
         """A journal in the SQLite file at ``path`` (its folder is created)."""
         path = Path(path).absolute()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise journal_errors.JournalUnavailable([Problem(
+                f"journal {path}", "", f"cannot create its folder {path.parent}: {exc.strerror or exc}; "
+                f"{journal_errors.ELSEWHERE.removeprefix('or ')}")]) from None
         return cls(f"sqlite:///{path}", **kwargs)
 
     def close(self) -> None:
@@ -456,7 +471,7 @@ class Journal:
     def _get(self, key: str) -> Entry:
         entry = self.get(key)
         if entry is None:
-            raise JournalStateError(f"journal: {key}: row vanished")
+            raise JournalStateError(f"journal: no request {key}; `fal-assets journal doubt` lists the requests in doubt")
         return entry
 
     def entries(self, **filters: Any) -> list[Entry]:

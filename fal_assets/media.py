@@ -6,10 +6,11 @@ import base64
 import binascii
 import io
 import mimetypes
+import stat
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from .errors import GenerationFailed
+from .errors import GenerationFailed, InvalidInput, Problem
 
 CONTENT_TYPES = {
     ".png": "image/png",
@@ -99,3 +100,54 @@ def image_size_of(data: bytes) -> tuple[int, int]:
 
     with Image.open(io.BytesIO(data)) as image:
         return image.size
+
+
+#: The largest input image read for a request (fal's own inputs are a few MB).
+MAX_INPUT_IMAGE_BYTES = 64 * 1024 * 1024
+#: The largest side of an input image (PIL's decompression-bomb guard stops at about 179 MP).
+MAX_INPUT_SIDE = 16384
+IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF")
+
+
+def read_input(slot: str, local: str | Path) -> bytes:
+    """The bytes of a local file given for request argument ``slot``, checked: a regular,
+    readable file; for an image slot (``image_url``, ``image_urls.N``) an image that
+    decodes, in a format fal takes, at most ``MAX_INPUT_SIDE`` px a side. Problems are
+    one line naming the file and the slot."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(local)
+
+    def refuse(message: str) -> InvalidInput:
+        return InvalidInput([Problem(str(path), slot, message)])
+
+    image = slot.startswith("image_url")
+    limit = MAX_INPUT_IMAGE_BYTES if image else None
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise refuse("is a folder" if stat.S_ISDIR(info.st_mode) else "is not a regular file (a device, pipe or socket)")
+        if limit is not None and info.st_size > limit:
+            raise refuse(f"is {info.st_size / 2**20:.0f} MB; an input image may be {limit // 2**20} MB at most")
+        with path.open("rb") as handle:
+            data = handle.read() if limit is None else handle.read(limit + 1)
+    except OSError as exc:
+        raise refuse(f"cannot read the file: {exc.strerror or exc}") from None
+    if limit is not None and len(data) > limit:
+        raise refuse(f"is larger than an input image may be ({limit // 2**20} MB)")
+    if not image:
+        return data
+    allowed = ", ".join(IMAGE_FORMATS)
+    try:
+        with Image.open(io.BytesIO(data)) as decoded:
+            kind, size = decoded.format, decoded.size
+            decoded.verify()
+    except Image.DecompressionBombError:
+        raise refuse(f"is too large an image; at most {MAX_INPUT_SIDE} px a side") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise refuse(f"is not an image ({allowed})") from None
+    if kind not in IMAGE_FORMATS:
+        raise refuse(f"is a {kind} image; allowed: {allowed}")
+    if max(size) > MAX_INPUT_SIDE:
+        raise refuse(f"is {size[0]}x{size[1]} px; at most {MAX_INPUT_SIDE} px a side")
+    return data

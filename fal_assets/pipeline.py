@@ -12,16 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import atomic
+from . import atomic, references
 from .dataset import DatasetImage, DatasetReport, build_dataset
-from .errors import FalAssetsError, GenerationFailed
+from .errors import GenerationFailed, InvalidInput
 from .generate import Generation, Request
 from .prompts import caption
 from .recipes import pose_request, reference_request, training_request
 from .spec import CharacterSpec
 
 Generate = Callable[[list[Request]], list["Generation | BaseException"]]
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+IMAGE_SUFFIXES = references.IMAGE_SUFFIXES
 
 
 def _ok(outcomes: list[Generation | BaseException], what: str) -> list[Generation]:
@@ -56,9 +56,10 @@ def reference_images(spec: CharacterSpec, folder: Path, generate: Generate) -> R
     generated image per view (front, side, three-quarter, close-up, expressions...)."""
     folder = Path(folder)
     if spec.references_path is not None:
-        found = sorted(p for p in spec.references_path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not found:
-            raise FalAssetsError(f"{spec.source}: references_dir: {spec.references_path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        problems = references.check(spec)  # confined, readable, images that decode, sizes, count
+        if problems:
+            raise InvalidInput(problems)
+        found = references.image_files(spec.references_path)
         images = {p.stem: _copy(p, folder / p.name) for p in found}
         remove_stale(folder, set(images.values()))
         return References(folder, images, source=str(spec.references_path))
@@ -144,9 +145,9 @@ def cutout_key(source: bytes, cutter) -> str:
     import hashlib
     import json
 
-    from . import cutout
+    from . import cutout, enclosed
 
-    code = hashlib.sha256(Path(cutout.__file__).read_bytes()).hexdigest()
+    code = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in (cutout, enclosed))).hexdigest()
     settings = json.dumps({"method": cutter.method, **cutter.describe(), "code": code}, sort_keys=True, default=str)
     return hashlib.sha256(hashlib.sha256(source).digest() + settings.encode()).hexdigest()
 
@@ -172,7 +173,8 @@ def sprite(image_path: Path, out_path: Path, cutter) -> Sprite:
     with Image.open(image_path) as image:
         result = cutter.cut(image.convert("RGB"))
     atomic.save_image(out_path, result.image)
-    details = {k: v for k, v in result.details.items() if isinstance(v, (str, int, float, bool, type(None), list))}
+    details = {k: v for k, v in result.details.items()
+               if isinstance(v, (str, int, float, bool, type(None), list)) and k != "rembg_import_s"}  # paid once, by this cut
     atomic.write_json(record, {"key": key, "method": result.method, "details": details})
     return Sprite(out_path.stem, out_path, result.method, {**dict(result.details), "cache_hit": False})
 

@@ -21,14 +21,18 @@ from typing import Any, Literal, Mapping, Sequence
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+from fal_assets import bounded
 from fal_assets.catalog import MEGAPIXEL, EndpointSpec, load_catalog, output_size
 from fal_assets.errors import InvalidInput, Problem
+from fal_assets.media import MAX_INPUT_SIDE
 from fal_assets.validation import validate
 
 ENV_OVERRIDE = "FAL_ASSETS_PRICES"
 Unit = Literal["megapixel", "image", "step"]
 _ASSUMED_INPUT = (1024, 1024)
 _SIX = Decimal("0.000001")
+#: The most identical requests one estimate prices.
+MAX_COUNT = 100_000
 
 
 def megapixels(width: int, height: int) -> int:
@@ -234,12 +238,9 @@ def load_prices(override: str | Path | None = None) -> PriceTable:
 
 def _read_override(path: Path) -> PriceTable:
     where = str(path)
-    try:
-        raw = yaml.safe_load(path.read_text("utf-8"))
-    except FileNotFoundError:
-        raise InvalidInput([Problem(where, "", f"prices file not found (set by argument or {ENV_OVERRIDE})")]) from None
-    except (OSError, yaml.YAMLError) as err:
-        raise InvalidInput([Problem(where, "", f"cannot read prices file: {err}".replace("\n", " "))]) from None
+    if not path.exists():
+        raise InvalidInput([Problem(where, "", f"prices file not found (set by argument or {ENV_OVERRIDE})")])
+    raw = bounded.load_yaml(bounded.read_text(path, "prices file"), where)
     if not isinstance(raw, Mapping):
         raise InvalidInput([Problem(where, "", "a prices file is a mapping with a prices: section")])
     catalog = load_catalog()
@@ -297,8 +298,8 @@ def estimate(
     args = validate(endpoint, arguments)
     spec = load_catalog().get(endpoint)
     entry = (prices if prices is not None else load_prices()).entry(endpoint)
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise InvalidInput([Problem(endpoint, "count", f"must be a whole number >= 1, got {count!r}")])
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_COUNT:
+        raise InvalidInput([Problem(endpoint, "count", f"must be a whole number from 1 to {MAX_COUNT:,}, got {count!r}")])
     assumptions: list[str] = []
     inputs = _input_count(spec, args)
     sizes = _input_sizes(endpoint, spec, inputs, input_sizes)
@@ -389,6 +390,8 @@ def _input_sizes(
             megapixels(*pair)
         except (ValueError, TypeError) as err:
             raise InvalidInput([Problem(endpoint, f"input_sizes[{index}]", str(err))]) from None
+        if max(pair) > MAX_INPUT_SIDE:
+            raise InvalidInput([Problem(endpoint, f"input_sizes[{index}]", f"{pair[0]}x{pair[1]}: an input image is at most {MAX_INPUT_SIDE} px a side")])
     return sizes  # type: ignore[return-value]
 
 

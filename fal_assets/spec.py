@@ -35,6 +35,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from fal_assets import bounded
 from fal_assets.errors import InvalidInput, Problem
 
 SEED_MAX = 2**32 - 1
@@ -338,6 +339,7 @@ class CharacterSpec(_Model):
     variants: dict[SafeName, Variant] = Field(default_factory=dict, description="variant name -> edit instruction or {instruction, palette, endpoint, seed, poses, references}")
 
     _source: Path | None = PrivateAttr(None)
+    _references_outside_allowed: bool = PrivateAttr(False)
 
     @field_validator("poses", "views")
     @classmethod
@@ -377,6 +379,11 @@ class CharacterSpec(_Model):
             return None
         base = self._source.parent if self._source else Path.cwd()
         return (base / self.references_dir).resolve()
+
+    @property
+    def references_outside_allowed(self) -> bool:
+        """Whether the loader allowed ``references_dir`` outside the spec's folder tree."""
+        return self._references_outside_allowed
 
     @property
     def uses_lora(self) -> bool:
@@ -478,18 +485,15 @@ def pose_version(spec: CharacterSpec, pose: str, profile: str | None = None, *, 
 # --------------------------------------------------------------------------- loading
 
 
-def load_spec(path: str | Path) -> CharacterSpec:
-    """Read and validate one spec file; any problem raises ``InvalidInput`` (one line each)."""
+def load_spec(path: str | Path, *, allow_references_outside: bool = False) -> CharacterSpec:
+    """Read and validate one spec file; any problem raises ``InvalidInput`` (one line each).
+
+    ``references_dir`` must resolve inside the spec's folder tree unless
+    ``allow_references_outside`` (see ``references.py``); its images are checked by
+    ``references.check`` (``fal-assets validate``, and before a run uses them)."""
     path = Path(path)
     where = str(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InvalidInput([Problem(where, "", f"cannot read the file: {exc.strerror or exc}")]) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidInput([Problem(where, "", f"is not UTF-8 text (byte {exc.start}); save it as UTF-8")]) from None
+    text = bounded.read_text(path, "character spec")
     data = _parse_yaml(text, where)
     if data is None:
         raise InvalidInput([Problem(where, "", "is empty; a spec needs name, trigger_word, description, style and poses")])
@@ -502,7 +506,14 @@ def load_spec(path: str | Path) -> CharacterSpec:
     except ValidationError as exc:
         raise InvalidInput(_problems(exc, where)) from None
     spec._source = path
+    spec._references_outside_allowed = bool(allow_references_outside)
     folder = spec.references_path
+    if folder is not None and not allow_references_outside:
+        from fal_assets.references import confinement_problem
+
+        outside = confinement_problem(path, folder, repr(spec.references_dir))
+        if outside is not None:
+            raise InvalidInput([outside])
     if folder is not None and not folder.is_dir():
         raise InvalidInput(
             [Problem(where, "references_dir", f"folder {spec.references_dir!r} not found next to the spec ({folder}); give an existing folder of reference images")]
@@ -510,13 +521,15 @@ def load_spec(path: str | Path) -> CharacterSpec:
     return spec
 
 
-def scan_specs(folder: str | Path, loader=None) -> tuple[dict[str, CharacterSpec], list[Problem]]:
+def scan_specs(folder: str | Path, loader=None, *, allow_references_outside: bool = False) -> tuple[dict[str, CharacterSpec], list[Problem]]:
     """Every good spec in ``folder`` (``*.yaml``/``*.yml``) and the problems of the bad ones.
 
     Never raises. A name used by two files keeps the first (sorted by file name).
     ``loader`` (default ``load_spec``) reads one file; a caching one saves re-parsing.
     """
-    loader = loader or load_spec
+    if loader is None:
+        def loader(path):
+            return load_spec(path, allow_references_outside=allow_references_outside)
     folder = Path(folder)
     specs: dict[str, CharacterSpec] = {}
     problems: list[Problem] = []
@@ -542,9 +555,9 @@ def scan_specs(folder: str | Path, loader=None) -> tuple[dict[str, CharacterSpec
     return specs, problems
 
 
-def load_specs(folder: str | Path) -> dict[str, CharacterSpec]:
+def load_specs(folder: str | Path, *, allow_references_outside: bool = False) -> dict[str, CharacterSpec]:
     """Every spec in ``folder`` by name; any bad file or duplicate name raises ``InvalidInput``."""
-    specs, problems = scan_specs(folder)
+    specs, problems = scan_specs(folder, allow_references_outside=allow_references_outside)
     if problems:
         raise InvalidInput(problems)
     return specs
@@ -557,7 +570,9 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 def _parse_yaml(text: str, where: str) -> Any:
-    """Parse one YAML document. Mapping keys are always text; duplicate keys are errors."""
+    """Parse one YAML document. Mapping keys are always text; duplicate keys are errors.
+    Depth and alias expansion are bounded first (``bounded.check_yaml``)."""
+    bounded.check_yaml(text, where)
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()

@@ -59,6 +59,7 @@ class PostgresServer:
     root: Path
     port: int = 0
     databases: list[str] = field(default_factory=list)
+    durable: bool = False  # tests: fsync off (throwaway data); benchmarks: a real server's fsync
 
     @property
     def datadir(self) -> Path:
@@ -101,9 +102,8 @@ class PostgresServer:
         last = ""
         for _ in range(3):  # the free port can be taken between the probe and the bind
             self.port = free_port()
-            options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.socket_dir} "
-                       "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-                       "-c max_connections=200")
+            options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.socket_dir} -c max_connections=200"
+                       + ("" if self.durable else " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"))
             proc = self._run("pg_ctl", "-D", str(self.datadir), "-l", str(self.logfile), "-w",
                              "-t", str(START_TIMEOUT_S), "-o", options, "start", check=False)
             if proc.returncode == 0:

@@ -28,3 +28,23 @@ poses:
   hop: hopping up in the air
 views:
 """ + VIEWS
+
+
+def own_references(folder, count: int = 9, size: int = 1024) -> None:
+    """``count`` distinct images (different shapes on white) of ``size`` px: a
+    ``references_dir`` that passes fal's trainer rules."""
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(7)
+    for i in range(count):
+        pixels = np.full((size, size, 3), 255, np.uint8)
+        for _ in range(6):
+            x, y = rng.integers(0, size - 200, 2)
+            w, h = rng.integers(60, 200, 2)
+            pixels[y:y + h, x:x + w] = rng.integers(0, 255, 3)
+        Image.fromarray(pixels).save(folder / f"ref_{i:02d}.png")

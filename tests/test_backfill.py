@@ -160,5 +160,5 @@ def test_real_backfill_then_a_second_run_is_all_cache_hits(tmp_path, capsys, mon
     assert backfill.main(["--dry-run"], resources) == 0
     out = capsys.readouterr().out
     assert re.search(r"^  reference_images\s+9 requests\s+\S+\s+\$[0-9.]+$", out, re.M), out
-    assert re.search(r"^  character_lora\s+1 request\s+\S+\s+\$8\.00$", out, re.M), out
+    assert re.search(r"^  character_lora\s+1 request\s+\S+\s+\$6\.40$", out, re.M), out
     assert re.search(r"^  pose_images\s+2 requests\s+\S+\s+\$[0-9.]+$", out, re.M), out

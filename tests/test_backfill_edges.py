@@ -8,27 +8,12 @@ import sys
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
-from PIL import Image
 
 from dagster_project import backfill
 from dagster_project.resources import CharacterLibrary, CutoutResource, FalResource, StoreResource
-from samples import TINY
+from samples import TINY, own_references
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def own_references(folder: Path, count: int = 9, size: int = 1024) -> None:
-    """``count`` distinct images (different shapes on white) of ``size`` px."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(7)
-    for i in range(count):
-        pixels = np.full((size, size, 3), 255, np.uint8)
-        for _ in range(6):
-            x, y = rng.integers(0, size - 200, 2)
-            w, h = rng.integers(60, 200, 2)
-            pixels[y:y + h, x:x + w] = rng.integers(0, 255, 3)
-        Image.fromarray(pixels).save(folder / f"ref_{i:02d}.png")
 
 
 def library_with_references(tmp_path: Path) -> Path:
@@ -60,13 +45,45 @@ def test_references_dir_materializes_in_dagster(tmp_path, monkeypatch, capsys):
         assert found["cost_usd"].value == 0.0 and found["requests"].value == 0
 
 
-def test_a_bad_reference_image_fails_with_one_line_last(tmp_path, monkeypatch, capsys):
+def test_a_bad_reference_image_is_refused_before_any_run(tmp_path, monkeypatch, capsys):
     folder = library_with_references(tmp_path)
     (folder / "refs" / "ref_03.png").write_bytes(b"not a png at all")
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    assert backfill.main([], resources_for(tmp_path, folder)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "references_dir/ref_03.png: does not decode as an image" in err[0], err
+    assert not list((tmp_path / "output").glob("*/references/*"))  # nothing copied
+
+
+def test_a_reference_image_broken_during_a_run_fails_with_one_line_last(tmp_path, monkeypatch, capsys):
+    # the same check runs inside reference_images: a file that breaks after the
+    # backfill looked at it still fails the run with its one line, last
+    folder = library_with_references(tmp_path)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    real_select = backfill.select
+
+    def select_then_break(*args, **kwargs):
+        chosen = real_select(*args, **kwargs)
+        (folder / "refs" / "ref_03.png").write_bytes(b"not a png at all")
+        return chosen
+
+    monkeypatch.setattr(backfill, "select", select_then_break)
     assert backfill.main([], resources_for(tmp_path, folder)) == 1
     last = capsys.readouterr().err.strip().splitlines()[-1]
-    assert "ref_03.png" in last and "Traceback" not in last, last
+    assert "ref_03.png" in last and "does not decode" in last and "Traceback" not in last, last
+
+
+def test_references_outside_the_spec_folder_need_the_resource_to_allow_them(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "characters"
+    folder.mkdir()
+    own_references(tmp_path / "shared_refs")
+    (folder / "tiny.yaml").write_text(TINY.format(name="tiny").split("views:")[0] + "references_dir: ../shared_refs\n")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    assert backfill.main(["--dry-run"], resources_for(tmp_path, folder)) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "references_dir: '../shared_refs' resolves to" in line and "allow_references_outside: true" in line
+    allowed = {**resources_for(tmp_path, folder), "characters": CharacterLibrary(folder=str(folder), allow_references_outside=True)}
+    assert backfill.main(["--dry-run"], allowed) == 0, capsys.readouterr().err
 
 
 def test_journal_url_from_the_environment_reaches_the_dry_run(tmp_path, monkeypatch, capsys):

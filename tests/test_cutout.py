@@ -243,3 +243,53 @@ def test_auto_picks_rembg_only_when_the_model_is_here(u2net_home):
     assert isinstance(make_cutter("rembg", model="isnet-anime"), RembgCutter)
     with pytest.raises(InvalidInput, match="cutout: method: 'magic' is not a cutout method"):
         make_cutter("magic")
+
+
+# ------------------------------------------------------- rembg's slow first import
+
+KEYING_IN_A_FRESH_PROCESS = """
+import sys
+from pathlib import Path
+from PIL import Image
+from fal_assets import pipeline
+from fal_assets.cutout import make_cutter
+src = Path(sys.argv[1]) / "pose.png"
+Image.new("RGB", (64, 64), "white").save(src)
+made = pipeline.sprite(src, Path(sys.argv[1]) / "cut" / "pose.png", make_cutter("key"))
+print(made.method, "rembg" in sys.modules, "numba" in sys.modules)
+"""
+
+
+def test_keying_never_imports_rembg_or_numba(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", KEYING_IN_A_FRESH_PROCESS, str(tmp_path)], capture_output=True, text=True,
+                          timeout=120, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["key", "False", "False"]
+    assert "rembg" not in done.stderr
+
+
+def test_a_cold_numba_cache_is_announced_and_a_warm_one_is_silent(tmp_path, kept_numba_cache):
+    import subprocess
+    import sys
+
+    from fal_assets.cutout import numba_cache_is_cold
+
+    script = "from fal_assets.cutout import import_rembg; import_rembg()"
+    cwd = os.path.dirname(os.path.dirname(__file__))
+    cold = tmp_path / "numba"
+    # NUMBA_DISABLE_JIT keeps the cold import quick (nothing compiles, the cache stays empty)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=cwd,
+                          env={**os.environ, "NUMBA_CACHE_DIR": str(cold), "NUMBA_DISABLE_JIT": "1"})
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("cutout: ")]
+    assert lines[0] == f"cutout: first rembg import on this machine: compiling Numba code into {cold} (about a minute, once)"
+    assert lines[1].startswith("cutout: rembg imported in ") and lines[1].endswith(f"later runs reuse {cold}")
+    assert numba_cache_is_cold(cold) and numba_cache_is_cold(tmp_path / "missing")
+    for _ in range(2):  # the first may still compile (a fresh machine); the second finds the cache
+        warm = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=cwd,
+                              env={**os.environ, "NUMBA_CACHE_DIR": str(kept_numba_cache)})
+        assert warm.returncode == 0, warm.stderr
+    assert "cutout: " not in warm.stderr and not numba_cache_is_cold(kept_numba_cache)

@@ -312,6 +312,25 @@ def test_auth_and_unknown_ids(fresh):
     assert "whatever" not in fresh.log_text()
 
 
+def test_status_stream_sends_each_change_then_closes_after_completed(fresh):
+    """fal's GET .../status/stream: server-sent events, a data: line per change, closed after COMPLETED."""
+    keyed = {"Authorization": "Key whatever"}
+    with fresh.http(timeout=30) as http:
+        first = http.post(f"/{PRO}", json={"prompt": "first", "image_size": SMALL}, headers=keyed).json()
+        second = http.post(f"/{PRO}", json={"prompt": "second", "image_size": SMALL}, headers=keyed).json()
+        with http.stream("GET", second["status_url"] + "/stream", params={"logs": 1}, headers=keyed) as response:
+            assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+            events = [json.loads(line[5:]) for line in response.iter_lines() if line.startswith("data:")]
+        missing = http.get(f"/{PRO}/requests/nope/status/stream", headers=keyed)
+        unkeyed = http.get(second["status_url"] + "/stream")
+    states = [event["status"] for event in events]
+    assert states == ["IN_QUEUE", "IN_PROGRESS", "COMPLETED"], states  # one slot: it waits behind the first
+    assert events[0]["queue_position"] == 0 and events[0]["request_id"] == second["request_id"]
+    assert [line["message"] for line in events[-1]["logs"]][-1] == "Request completed"
+    assert missing.status_code == 404 and unkeyed.status_code == 401
+    assert fresh.ledger()["status_streams"] == 1 and first["request_id"] != second["request_id"]
+
+
 def test_webhook_receives_the_result(fresh):
     received: queue.Queue[dict] = queue.Queue()
 

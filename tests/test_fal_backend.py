@@ -136,3 +136,15 @@ def test_the_key_never_reaches_journal_files_or_logs(tmp_path):
         data = path.read_bytes()
         assert SENTINEL.encode() not in data, path
         assert not any(h.encode() in data for h in halves), path
+
+
+def test_requests_are_followed_by_fals_status_stream_not_by_polling(tmp_path):
+    """fal pushes status changes over server-sent events (.../status/stream): one stream per
+    request and no status GETs, so 200 requests in flight cost no polling CPU."""
+    with EmulatorProcess(concurrency=2, latency=0.3) as emulator:
+        summary = drive(emulator, tmp_path, {"requests": requests(6), "concurrency": 6})
+        ledger = emulator.ledger()
+    assert summary["errors"] == [] and len(summary["ok"]) == 6
+    assert (ledger["status_streams"], ledger["status_gets"], ledger["submitted"]) == (6, 0, 6)
+    log = (tmp_path / "driver.log").read_text()
+    assert "in queue at position" in log  # queued requests' positions still reach the user

@@ -11,6 +11,8 @@ from fal_assets.recipes import pose_request, reference_request, training_request
 from fal_assets.spec import load_spec
 from fal_assets.validation import validate
 
+from samples import own_references
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -25,17 +27,15 @@ def never(requests):
 
 def test_user_references_are_used_and_nothing_is_paid(tmp_path):
     refs = tmp_path / "refs"
-    refs.mkdir()
-    for i in range(3):
-        Image.new("RGB", (32, 32), (i * 50, 0, 0)).save(refs / f"photo{i}.png")
+    own_references(refs)
     (refs / "notes.txt").write_text("not an image")
     spec_file = tmp_path / "me.yaml"
     spec_file.write_text(
         "name: me\ntrigger_word: me_char\ndescription: a knight\nstyle: flat\nposes: {idle: standing}\nreferences_dir: refs\n"
     )
     made = pipeline.reference_images(load_spec(spec_file), tmp_path / "out", never)
-    assert sorted(made.images) == ["photo0", "photo1", "photo2"] and made.cost_usd == 0
-    assert (tmp_path / "out" / "photo1.png").read_bytes() == (refs / "photo1.png").read_bytes()
+    assert sorted(made.images) == [f"ref_{i:02d}" for i in range(9)] and made.cost_usd == 0
+    assert (tmp_path / "out" / "ref_01.png").read_bytes() == (refs / "ref_01.png").read_bytes()
 
 
 def test_empty_reference_folder_is_a_clear_error(tmp_path):
@@ -73,15 +73,14 @@ def test_requests_validate_before_anything_is_sent(glitch, tmp_path):
 
 def test_a_stale_reference_never_reaches_the_dataset(tmp_path):
     refs = tmp_path / "refs"
-    refs.mkdir()
-    Image.new("RGB", (8, 8)).save(refs / "front.png")
+    own_references(refs, count=9)
     out = tmp_path / "out"
     out.mkdir()
     (out / "old_view.png").write_bytes(b"left from an earlier spec")
     spec_file = tmp_path / "me.yaml"
     spec_file.write_text("name: me\ntrigger_word: me_char\ndescription: a knight\nstyle: flat\nposes: {idle: standing}\nreferences_dir: refs\n")
     pipeline.reference_images(load_spec(spec_file), out, never)
-    assert sorted(p.name for p in out.iterdir()) == ["front.png"]
+    assert sorted(p.name for p in out.iterdir()) == [f"ref_{i:02d}.png" for i in range(9)]
 
 
 def test_an_unchanged_pose_image_is_not_cut_again(tmp_path):

@@ -473,12 +473,20 @@ def test_env_var_names_the_override(tmp_path, monkeypatch):
          "prices.fal-ai/flux-2-pro.price", "decimal"),
         ("prices: [1, 2]\n", "prices", "mapping"),
         ("- just a list\n", "", "mapping"),
-        ("prices: {a: [\n", "", "cannot read"),
+        ("prices: {a: [\n", "", "invalid YAML at line 2"),
+        (b"prices:\x00\x01\x02", "", "not a text file (binary data at byte 7)"),
+        (b"prices: {}\n# caf\xe9\n", "", "not UTF-8 text"),
+        ("prices: " + "[" * 3000 + "]" * 3000 + "\n", "", "nests deeper than 20 levels"),
+        ("a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(f"{b}: &{b} [{', '.join(['*' + a] * 10)}]\n" for a, b in zip("abcde", "bcdef")),
+         "", "expands to more than 100,000 values"),
+        ("prices: {}\n#" + "x" * (1024 * 1024), "", "larger than a prices file may be (1 MB)"),
     ],
+    ids=["unknown-endpoint", "no-source", "price-text", "prices-list", "not-a-mapping", "yaml-syntax",
+         "binary", "invalid-utf8", "deep-nesting", "alias-bomb", "huge-file"],
 )
 def test_bad_override_files_name_the_file_and_field(tmp_path, text, field, message):
     path = tmp_path / "bad.yaml"
-    path.write_text(text)
+    path.write_bytes(text) if isinstance(text, bytes) else path.write_text(text)
     with pytest.raises(InvalidInput) as err:
         load_prices(path)
     (problem,) = err.value.problems

@@ -25,6 +25,8 @@ NOT_HERE = {  # command prefix -> why this test does not run it
     "kubectl ": "needs a Kubernetes cluster",
     "dagster-celery ": "needs a Celery broker",
     ".venv/bin/python bench/": "benchmarks (make bench), minutes each",
+    "fal-assets journal adopt": "KEY and REQUEST_ID are placeholders: test_cli runs it on a real entry in doubt",
+    "fal-assets journal resend": "KEY is a placeholder: test_cli runs it on a real entry in doubt",
 }
 LONG_RUNNING = {"fal-assets emulate": "ready"}  # a server: runs until it prints this line
 

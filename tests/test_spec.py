@@ -39,10 +39,18 @@ BASE = textwrap.dedent(
 )
 
 
-def write(tmp_path: Path, text: str, name: str = "spec.yaml") -> Path:
+def write(tmp_path: Path, text: str | bytes, name: str = "spec.yaml") -> Path:
     path = tmp_path / name
-    path.write_text(text, encoding="utf-8")
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
     return path
+
+
+ALIAS_BOMB = "profiles:\n  draft:\n    a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"    {b}: &{b} [{', '.join(['*' + a] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi")
+)
 
 
 def load_text(tmp_path: Path, text: str) -> CharacterSpec:
@@ -96,9 +104,18 @@ BAD_SPECS = [
     ("profile-date-value", BASE + "profiles:\n  draft:\n    seed_date: 2024-01-01\n", "profiles.draft.seed_date", ["cannot be sent to fal", "numbers"]),
     ("bad-profile-name", BASE + "profiles:\n  Final Cut: {}\n", "profiles.Final Cut", ["not a safe name"]),
     ("missing-references-dir", BASE + "references_dir: refs\n", "references_dir", ["'refs' not found", "existing folder"]),
+    ("references-dir-parent", BASE + "references_dir: ..\n", "references_dir", ["'..' resolves to", "outside the spec's folder", "allow_references_outside: true"]),
+    ("references-dir-absolute", BASE + "references_dir: /etc\n", "references_dir", ["'/etc' resolves to /etc", "outside the spec's folder"]),
     ("no-views", BASE + "views: {}\n", "views", ["at least one"]),
     ("hex-lost-to-comment", BASE.replace("with a red plume", "with a plume #CC2200 red"), "description", ["#CC2200 starts a YAML comment", "quote the value"]),
     ("hex-comment-in-view", BASE + "views:\n  - front view with cape #AA0000\n", "views.0", ["#AA0000 starts a YAML comment"]),
+    # files that are not text, too deep, too big or that expand without bound: refused before parsing
+    ("binary-file", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)), "", ["not a text file", "binary data at byte 8", "UTF-8 text"]),
+    ("invalid-utf8", BASE.encode() + b"style: caf\xe9\n", "", ["not UTF-8 text", "save it as UTF-8"]),
+    ("deep-nesting", BASE + "profiles:\n  draft:\n    x: " + "[" * 5000 + "]" * 5000 + "\n", "", ["nests deeper than 20 levels", "line 11"]),
+    ("deep-flow-mapping", BASE + "seed: " + "{a: " * 3000 + "1" + "}" * 3000 + "\n", "", ["nests deeper than 20 levels"]),
+    ("alias-bomb", BASE + ALIAS_BOMB, "", ["expands to more than 100,000 values", "aliases (*name)", "line 1"]),
+    ("huge-file", BASE + "# " + "x" * (1024 * 1024) + "\n", "", ["larger than a character spec may be (1 MB)"]),
 ]
 
 

@@ -187,6 +187,12 @@ BAD = [
      "arguments.output_format", ["does not take", "incomplete", "catalog.yaml"]),
     ("nan", "fal-ai/flux-2-flex", {"prompt": "p", "guidance_scale": float("nan")},
      "arguments.guidance_scale", ["not a finite number"]),
+    ("seed-above-2-32", "fal-ai/flux-2/lora", {"prompt": "p", "seed": 2**32},
+     "arguments.seed", ["out of range", "0 to 4294967295"]),
+    ("seed-huge", "fal-ai/flux-2-pro", {"prompt": "p", "seed": 10**30},
+     "arguments.seed", ["out of range", "0 to 4294967295"]),
+    ("seed-negative", "fal-ai/flux/dev", {"prompt": "p", "seed": -1},
+     "arguments.seed", ["out of range", "0 to 4294967295"]),
 ]
 
 

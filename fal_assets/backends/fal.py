@@ -6,8 +6,9 @@ or from the caller, and is never logged, stored or echoed in an error.
 
 from __future__ import annotations
 
+import json
 import os
-from typing import Any
+from typing import Any, AsyncIterator
 
 import httpx
 
@@ -18,6 +19,8 @@ from .base import MaybeAccepted, QueueStatus, RequestGone, TransientError
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 #: Inputs up to this size travel inside the request as data URIs; bigger ones go to fal's CDN.
 DATA_URI_MAX_BYTES = 1024 * 1024
+#: fal's status stream sends a comment every 15 s; silence for this long means it broke.
+STREAM_READ_TIMEOUT = 45.0
 
 
 def point_uploads_at(host: str) -> None:
@@ -30,8 +33,11 @@ def point_uploads_at(host: str) -> None:
     client.CDN_URL = f"https://{host}"
 
 
-class MissingKey(FalAssetsError):
-    pass
+class MissingKey(InvalidInput):
+    """The fal backend was asked for without a key: a setup error (exit 2), not a failure."""
+
+    def __init__(self) -> None:
+        super().__init__([Problem("fal backend", "FAL_KEY", "is not set; export your fal.ai key as FAL_KEY, or use the local backend (--backend local)")])
 
 
 def key_from_env() -> str | None:
@@ -73,12 +79,17 @@ class FalBackend:
                  data_uri_max_bytes: int = DATA_URI_MAX_BYTES):
         key = key or key_from_env()
         if not key:
-            raise MissingKey("the fal backend needs FAL_KEY in the environment (or use --backend local)")
+            raise MissingKey()
         import fal_client
 
         self._fal = fal_client
         self._client = fal_client.AsyncClient(key=key, default_timeout=request_timeout)
         self._http = httpx.AsyncClient(timeout=request_timeout, follow_redirects=True)
+        # Status streams hold a connection each for a request's whole wait; a pool that keeps
+        # them all alive lets the next request's stream reuse one instead of a new TLS handshake.
+        self._streams = httpx.AsyncClient(headers={"Authorization": f"Key {key}"},
+                                          limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
+                                          timeout=httpx.Timeout(10.0, read=STREAM_READ_TIMEOUT))
         self.label = "fal" if is_real_fal() else "emulator"
         if upload not in ("auto", "cdn", "data-uri"):
             raise ValueError(f"upload must be auto, cdn or data-uri, got {upload!r}")
@@ -136,6 +147,9 @@ class FalBackend:
 
     async def status(self, endpoint: str, request_id: str) -> QueueStatus:
         status = await self._call(endpoint, self._client.status(endpoint, request_id, with_logs=True))
+        return self._queue_status(status)
+
+    def _queue_status(self, status) -> QueueStatus:
         fal = self._fal
         if isinstance(status, fal.Queued):
             return QueueStatus("IN_QUEUE", queue_position=status.position)
@@ -143,9 +157,48 @@ class FalBackend:
             return QueueStatus("IN_PROGRESS", logs=list(status.logs or []))
         return QueueStatus("COMPLETED", logs=list(status.logs or []), error=status.error)
 
-    async def result(self, endpoint: str, request_id: str) -> dict[str, Any]:
+    async def watch(self, endpoint: str, request_id: str) -> AsyncIterator[QueueStatus]:
+        """Status changes as fal pushes them (``.../status/stream``, server-sent events):
+        one open connection per request instead of a status GET every poll interval.
+        Ends after COMPLETED; a stream that breaks raises ``TransientError`` (poll instead)."""
         handle = await self._call(endpoint, self._client.get_handle(endpoint, request_id))
-        return await self._call(endpoint, handle.get())
+        try:
+            async with self._streams.stream("GET", handle.status_url + "/stream", params={"logs": 1}) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise self._translate(endpoint, self._http_error(response))
+                async for line in response.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue  # keep-alive comments and blank separators
+                    status = self._queue_status(handle._parse_status(json.loads(line[5:])))
+                    yield status
+                    if status.done:
+                        return
+        except (httpx.TransportError, ValueError) as exc:
+            raise TransientError(f"{endpoint}: status stream for {request_id} broke ({type(exc).__name__})") from exc
+        raise TransientError(f"{endpoint}: status stream for {request_id} ended before COMPLETED")
+
+    def _http_error(self, response: httpx.Response) -> Exception:
+        from fal_client.client import _raise_for_status
+
+        try:
+            _raise_for_status(response)
+        except Exception as exc:  # fal_client's own error type, translated by the caller
+            return exc
+        return TransientError(f"HTTP {response.status_code}")
+
+    async def result(self, endpoint: str, request_id: str) -> dict[str, Any]:
+        # The result GET alone: the caller already knows the request is COMPLETED, and
+        # fal_client's handle.get() would ask for the status once more first.
+        from fal_client.client import QUEUE_POLL_TIMEOUT, _async_maybe_retry_request, _raise_for_status
+
+        async def get() -> dict[str, Any]:
+            handle = await self._client.get_handle(endpoint, request_id)
+            response = await _async_maybe_retry_request(handle.client, "GET", handle.response_url, timeout=QUEUE_POLL_TIMEOUT)
+            _raise_for_status(response)
+            return response.json()
+
+        return await self._call(endpoint, get())
 
     async def download(self, url: str) -> tuple[bytes, str]:
         if url.startswith("data:"):
@@ -179,3 +232,4 @@ class FalBackend:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        await self._streams.aclose()

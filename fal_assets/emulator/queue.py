@@ -66,6 +66,8 @@ class Ledger:
 
     submit_attempts: int = 0
     submitted: int = 0
+    status_gets: int = 0  # status polls answered
+    status_streams: int = 0  # status streams opened
     cancelled: int = 0
     billed: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)  # 422 at result time (billed $0 here)

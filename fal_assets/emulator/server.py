@@ -22,10 +22,11 @@ from .work import MediaStore, Outcome, execute, short, unprocessable_body
 
 log = logging.getLogger("fal_assets.emulator")
 
-REQUEST_ROUTE = re.compile(r"^/(?P<app>[^/]+/[^/]+(?:/.+?)?)/requests/(?P<rid>[^/]+)(?P<action>/status|/cancel)?/?$")
+REQUEST_ROUTE = re.compile(r"^/(?P<app>[^/]+/[^/]+(?:/.+?)?)/requests/(?P<rid>[^/]+)(?P<action>/status/stream|/status|/cancel)?/?$")
 AUTH = re.compile(r"^Key\s+\S+")
 MAX_BODY = 512 * 1024 * 1024  # data URIs of datasets can be large
 REJECT_AT = ("result", "submit")
+STREAM_TICK = 0.02  # how often a status stream looks for a change (server side, no HTTP)
 
 
 def _json(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
@@ -72,6 +73,7 @@ class Emulator:
         self.uploads = Uploads()
         self.cdn_secret = uuid.uuid4().hex
         self.cdn_token_seconds = 3600.0
+        self.keepalive_seconds = 15.0  # fal's status stream sends a comment line this often
         self.queue = JobQueue(concurrency, self._process)
         self.executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="emulator-render")
         self.stopping = asyncio.Event()
@@ -115,6 +117,8 @@ class Emulator:
         action, method = match["action"], request.method
         if (method, action) == ("GET", "/status"):
             return await self.status(request, match["app"], match["rid"])
+        if (method, action) == ("GET", "/status/stream"):
+            return await self.status_stream(request, match["app"], match["rid"])
         if (method, action) == ("GET", None):
             return await self.result(request, match["app"], match["rid"])
         if (method, action) == ("PUT", "/cancel"):
@@ -231,7 +235,11 @@ class Emulator:
             return answer
         if (fault := await self._fault(request, "status")) is not None:
             return fault
-        with_logs = request.query.get("logs", "0").lower() in ("1", "true")
+        self.ledger.status_gets += 1
+        body = self._status_body(job, with_logs=request.query.get("logs", "0").lower() in ("1", "true"))
+        return _json(body, 200 if job.state == COMPLETED else 202, {"x-fal-request-id": job.request_id})
+
+    def _status_body(self, job: Job, *, with_logs: bool) -> dict[str, Any]:
         body: dict[str, Any] = {**self._urls(job), "status": job.state}
         logs = list(job.logs) if with_logs else None
         if job.state == IN_QUEUE:
@@ -243,7 +251,38 @@ class Emulator:
             body["metrics"] = {"inference_time": job.inference_time} if job.inference_time is not None else {}
             if job.error is not None and job.rejection is None:
                 body["error"], body["error_type"] = job.error, job.error_type
-        return _json(body, 200 if job.state == COMPLETED else 202, {"x-fal-request-id": job.request_id})
+        return body
+
+    async def status_stream(self, request: web.Request, app: str, request_id: str) -> web.StreamResponse:
+        """fal's ``GET .../requests/{id}/status/stream``: server-sent events, one ``data:``
+        line with the status object (the fields of the status GET) whenever it changes, a
+        comment line every ``keepalive_seconds`` (fal: 15 s), closed after COMPLETED."""
+        job, answer = self._lookup(request, app, request_id)
+        if job is None:
+            return answer
+        if (fault := await self._fault(request, "status")) is not None:
+            return fault
+        self.ledger.status_streams += 1
+        with_logs = request.query.get("logs", "0").lower() in ("1", "true")
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                                               "x-fal-request-id": job.request_id})
+        await response.prepare(request)
+        loop = asyncio.get_running_loop()
+        sent, quiet_since = None, loop.time()
+        while not self.stopping.is_set():
+            body = self._status_body(job, with_logs=with_logs)
+            seen = (body["status"], body.get("queue_position"), len(body.get("logs") or []))
+            if seen != sent:
+                await response.write(b"data: " + json.dumps(body).encode() + b"\n\n")
+                sent, quiet_since = seen, loop.time()
+                if body["status"] == COMPLETED:
+                    break
+            elif loop.time() - quiet_since >= self.keepalive_seconds:
+                await response.write(b": keep-alive\n\n")
+                quiet_since = loop.time()
+            await asyncio.sleep(STREAM_TICK)
+        await response.write_eof()
+        return response
 
     async def result(self, request: web.Request, app: str, request_id: str) -> web.StreamResponse:
         job, answer = self._lookup(request, app, request_id)
@@ -434,6 +473,8 @@ class Emulator:
         return {
             "submitted": self.ledger.submitted,
             "submit_attempts": self.ledger.submit_attempts,
+            "status_gets": self.ledger.status_gets,
+            "status_streams": self.ledger.status_streams,
             "cancelled": self.ledger.cancelled,
             "billed": list(self.ledger.billed),
             "rejected": list(self.ledger.rejected),
