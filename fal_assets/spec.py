@@ -351,6 +351,8 @@ class CharacterSpec(_Model):
     @field_validator("variants")
     @classmethod
     def _variant_refs(cls, value: dict[str, Variant], info) -> dict[str, Variant]:
+        if not value:
+            return value
         from fal_assets.variants import reference_problem
 
         for name, variant in value.items():

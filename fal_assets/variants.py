@@ -301,8 +301,13 @@ def check_variant(spec: CharacterSpec, name: str) -> list[Problem]:
     problem = _inputs_problem(entry, 1 + len(refs), where, f"{field}.references" if refs else f"{field}.endpoint")
     if problem:
         problems.append(problem)
+    from .references import confinement_problem
+
     for ref, path in zip(chosen.references, refs):
-        if not path.is_file():
+        outside = None if spec.references_outside_allowed or spec.source is None else confinement_problem(spec.source, path, repr(ref), f"{field}.references")
+        if outside is not None:
+            problems.append(outside)  # sent to fal as an input image: never a file from outside the spec's tree
+        elif not path.is_file():
             problems.append(Problem(where, f"{field}.references", f"{ref!r} not found next to the spec ({path})"))
     if problems:
         return problems

@@ -245,3 +245,10 @@ def test_fal_assets_validate_checks_variants(tmp_path):
     problems, notes = check_spec(spec.source)
     assert [p.field for p in problems] == ["variants.bad.endpoint"]
     assert any("edit-pose" in note and "variants.bad" in note for note in notes)
+
+
+def test_a_reference_outside_the_spec_folder_is_refused(tmp_path):
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.png"
+    outside.write_bytes(b"")
+    (line,) = check(tmp_path, f"variants:\n  gold: {{instruction: x, endpoint: fal-ai/flux-2/flash/edit, references: [../{outside.name}]}}\n")
+    assert "variants.gold.references" in line and "outside the spec's folder" in line
