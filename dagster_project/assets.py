@@ -24,7 +24,9 @@ GROUP = "character_sprites"
 
 def stage(name: str) -> dict:
     return {"group_name": GROUP, "tags": {"stage": name}}
-PAID_ASSETS = ["reference_images", "character_lora", "pose_images", "variant_images"]
+
+
+PAID_ASSETS = ["reference_images", "character_lora", "pose_images", "variant_images", "animation_frames"]
 
 
 class PoseConfig(dg.Config):
@@ -53,6 +55,7 @@ def build(parts: LibraryPartitions) -> list[dg.AssetsDefinition]:
         user's own folder when the spec names one."""
         spec = characters.spec(context.partition_key)
         refs = pipeline.reference_images(spec, store.path(spec.name, "references"), lambda r: fal.generate(context, r))
+        store.push(refs.folder, exact=True)
         return dg.MaterializeResult(metadata=meta.references(refs), data_version=dg.DataVersion(spec_version(spec)))
 
     @dg.asset(partitions_def=parts.characters, deps=["reference_images"], **stage("dataset"), kinds={"zip"}, owners=OWNERS)
@@ -60,9 +63,10 @@ def build(parts: LibraryPartitions) -> list[dg.AssetsDefinition]:
         """The zip fal's trainer takes: 9-50 images of at least 1024 px, a caption with the
         trigger word beside each, near-duplicates removed by perceptual hash."""
         spec = characters.spec(context.partition_key)
-        folder = store.path(spec.name, "references")
+        folder = store.pull(spec.name, "references")
         images = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in pipeline.IMAGE_SUFFIXES}
         report = pipeline.training_dataset(spec, images, store.path(spec.name, "dataset.zip"))
+        store.push(report.zip_path)
         return dg.MaterializeResult(metadata=meta.dataset(report), data_version=dg.DataVersion(meta.file_sha(report.zip_path)))
 
     @dg.asset(partitions_def=parts.characters, deps=["training_dataset"], **stage("lora"), kinds={"fal", "safetensors"}, owners=OWNERS, pool="fal")
@@ -70,7 +74,8 @@ def build(parts: LibraryPartitions) -> list[dg.AssetsDefinition]:
         """The character's LoRA from fal-ai/flux-2-trainer: the weights file itself is kept
         (fal's URLs do not last; a lost LoRA is gone), with its config and URL."""
         spec = characters.spec(context.partition_key)
-        lora = pipeline.character_lora(spec, store.path(spec.name, "dataset.zip"), store.path(spec.name, "lora"), lambda r: fal.generate(context, r))
+        lora = pipeline.character_lora(spec, store.pull(spec.name, "dataset.zip"), store.path(spec.name, "lora"), lambda r: fal.generate(context, r))
+        store.push(store.path(spec.name, "lora"), exact=True)
         published = store.publish(*[p for p in (lora.weights, lora.config) if p])
         return dg.MaterializeResult(metadata={**meta.lora(lora), **published}, data_version=dg.DataVersion(meta.file_sha(lora.weights)))
 
@@ -86,8 +91,9 @@ def build(parts: LibraryPartitions) -> list[dg.AssetsDefinition]:
         A partition range (one character's poses) runs in one process, fanned out async."""
         for character, poses in poses_by_character(context.partition_keys).items():
             spec = characters.spec(character)
-            made = pipeline.pose_images(spec, poses, store.path(character, "lora", "pytorch_lora_weights.safetensors"),
+            made = pipeline.pose_images(spec, poses, store.pull(character, "lora", "pytorch_lora_weights.safetensors"),
                                         store.path(character, "poses_raw"), lambda r: fal.generate(context, r), config.profile)
+            store.push(*[m.path for m in made.values() if isinstance(m, pipeline.PoseImage)])
             meta.record_poses(context, spec, poses, made, lambda pose: pose_version(spec, pose, config.profile))
         return dg.MaterializeResult()
 
@@ -97,12 +103,15 @@ def build(parts: LibraryPartitions) -> list[dg.AssetsDefinition]:
         background when no rembg model is present; metadata says which)."""
         cutter = cutout.cutter()
         sources = meta.source_pose(context.instance, context.partition_keys)
+        for character in {split(key)[0] for key in context.partition_keys}:
+            store.pull(character, "poses_raw")
         for key in context.partition_keys:
             character, pose = split(key)
             source = meta.existing(store.path(character, "poses_raw"), pose)
             if source is None:
                 raise dg.Failure(f"{character}/{pose}: no pose image in {store.path(character, 'poses_raw')}; materialize pose_images first")
             made = pipeline.sprite(source, store.path(character, "cutouts", f"{pose}.png"), cutter)
+            store.push(made.path, made.path.with_name(f"{made.path.stem}.cut.json"))
             context.add_asset_metadata({**meta.sprite(made), **sources.get(key, {})}, partition_key=key)
         return dg.MaterializeResult()
 
@@ -120,9 +129,11 @@ def build(parts: LibraryPartitions) -> list[dg.AssetsDefinition]:
         from fal_assets.sprite_sheet import build_sheet
 
         spec = characters.spec(context.partition_key)
-        sheet = build_sheet(spec, store.path(spec.name, "cutouts"), store.path(spec.name))
+        sheet = build_sheet(spec, store.pull(spec.name, "cutouts"), store.path(spec.name))
+        store.push(sheet.poses_dir, exact=True)
+        stored = store.push(sheet.atlas_png, sheet.atlas_json, sheet.godot, sheet.contact_png)
         published = store.publish(*sheet.poses.values(), sheet.atlas_png, sheet.atlas_json, sheet.godot, sheet.contact_png)
-        return dg.MaterializeResult(metadata={**meta.sheet(sheet), **published})
+        return dg.MaterializeResult(metadata={**meta.sheet(sheet), **stored, **published})
 
     return [character_spec, reference_images, training_dataset, character_lora, pose_images, sprites, sprite_sheet, cost_report]
 
@@ -140,4 +151,5 @@ def cost_report(context: dg.AssetExecutionContext, fal: FalResource, store: Stor
                        events=meta.cost_events(context.instance, PAID_ASSETS))
     finally:
         journal.close()
+    store.push(report.csv_path)
     return dg.MaterializeResult(metadata=meta.costs(report))

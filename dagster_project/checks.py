@@ -29,7 +29,7 @@ def build(parts: LibraryPartitions) -> list[dg.AssetChecksDefinition]:
         found = {}
         for character in context.partition_keys:
             spec = characters.spec(character)
-            found[character] = quality.dataset_problems(store.path(character, "dataset.zip"), spec.trigger_word)
+            found[character] = quality.dataset_problems(store.pull(character, "dataset.zip"), spec.trigger_word)
         return _result(found)
 
     @dg.asset_check(asset="character_lora", partitions_def=parts.characters, blocking=True)
@@ -37,7 +37,7 @@ def build(parts: LibraryPartitions) -> list[dg.AssetChecksDefinition]:
         """The weights file is kept, parses as safetensors, and matches its recorded hash."""
         found, hashes = {}, {}
         for character in context.partition_keys:
-            weights = store.path(character, "lora", "pytorch_lora_weights.safetensors")
+            weights = store.pull(character, "lora", "pytorch_lora_weights.safetensors")
             recorded = _recorded(context, "character_lora", character, "weights_sha256")
             found[character] = quality.lora_problems(weights, recorded)
             hashes[character] = meta.file_sha(weights) if weights.is_file() else None
@@ -47,6 +47,8 @@ def build(parts: LibraryPartitions) -> list[dg.AssetChecksDefinition]:
     def pose_image_valid(context: dg.AssetCheckExecutionContext, characters: CharacterLibrary, store: StoreResource) -> dg.AssetCheckResult:
         """Each pose image decodes, has the asked size, is not blank and was not flagged."""
         found = {}
+        for character in {split(key)[0] for key in context.partition_keys}:
+            store.pull(character, "poses_raw")
         for key in context.partition_keys:
             character, pose = split(key)
             spec = characters.spec(character)
@@ -63,7 +65,7 @@ def build(parts: LibraryPartitions) -> list[dg.AssetChecksDefinition]:
         found = {}
         for key in context.partition_keys:
             character, pose = split(key)
-            path = store.path(character, "cutouts", f"{pose}.png")
+            path = store.pull(character, "cutouts", f"{pose}.png")
             found[key] = quality.sprite_problems(path) if path.is_file() else ["no sprite"]
         return _result(found)
 
@@ -74,7 +76,7 @@ def build(parts: LibraryPartitions) -> list[dg.AssetChecksDefinition]:
         for key in context.partition_keys:
             character, pose = split(key)
             spec = characters.spec(character)
-            path = store.path(character, "cutouts", f"{pose}.png")
+            path = store.pull(character, "cutouts", f"{pose}.png")
             if path.is_file():
                 misses = quality.palette_misses(path, dict(spec.palette))
                 found[key] = [f"{part} ({spec.palette[part]}) not found; nearest is {d} away" for part, d in misses.items()]

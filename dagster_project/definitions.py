@@ -14,7 +14,7 @@ import dagster as dg
 
 from fal_assets.spec import scan_specs
 
-from . import assets, checks, schedules, sensors, variant_assets
+from . import animation_assets, assets, checks, schedules, sensors, variant_assets
 from .partitions import LibraryPartitions
 from .variant_partitions import VariantPartitions
 from .resources import CharacterLibrary, CutoutResource, FalResource, StoreResource
@@ -23,6 +23,8 @@ from .resources import CharacterLibrary, CutoutResource, FalResource, StoreResou
 warnings.filterwarnings("ignore", message=r".*currently in (beta|preview)")
 
 FOLDER_ENV = "FAL_ASSETS_CHARACTERS"
+STORE_URL_ENV = "FAL_ASSETS_STORE_URL"
+EXECUTOR_ENV = "FAL_ASSETS_EXECUTOR"
 
 
 def fal_resource() -> FalResource:
@@ -33,7 +35,26 @@ def fal_resource() -> FalResource:
         options["api_key"] = dg.EnvVar("FAL_KEY")
     if os.environ.get("FAL_ASSETS_JOURNAL_URL"):
         options["journal_url"] = dg.EnvVar("FAL_ASSETS_JOURNAL_URL")
+    if os.environ.get(STORE_URL_ENV):
+        options["store_url"] = os.environ[STORE_URL_ENV]
     return FalResource(**options)
+
+
+def store_resource() -> StoreResource:
+    """Files in ``output/``; with ``$FAL_ASSETS_STORE_URL`` (``s3://bucket/prefix``) in the store
+    by URL that every worker shares, ``output/`` being only this machine's working copy."""
+    return StoreResource(url=os.environ.get(STORE_URL_ENV) or None)
+
+
+def executor():
+    """``$FAL_ASSETS_EXECUTOR=celery``: every step goes to a Celery worker (dagster-celery),
+    through the broker in ``$CELERY_BROKER_URL`` and results in ``$CELERY_RESULT_BACKEND``."""
+    if os.environ.get(EXECUTOR_ENV, "") != "celery":
+        return None
+    from dagster_celery import celery_executor
+
+    return celery_executor.configured(
+        {"broker": {"env": "CELERY_BROKER_URL"}, "backend": {"env": "CELERY_RESULT_BACKEND"}}, name="celery")
 
 
 def library_partitions(folder: str, allow_references_outside: bool = False) -> LibraryPartitions:
@@ -50,15 +71,17 @@ def build_defs(folder: str | None = None, resources: dict | None = None, reload=
     parts = library_partitions(folder, bool(getattr(library, "allow_references_outside", False)))
     variants = VariantPartitions.of_folder(folder, bool(getattr(library, "allow_references_outside", False)))
     sensor = sensors.build(parts) if reload is None else sensors.build(parts, reload=reload)
+    animated, animation_checks = animation_assets.build(folder)
     return dg.Definitions(
-        assets=[*assets.build(parts), *variant_assets.build(variants)],
-        asset_checks=[*checks.build(parts), *variant_assets.checks(variants)],
+        assets=[*assets.build(parts), *variant_assets.build(variants), *animated],
+        asset_checks=[*checks.build(parts), *variant_assets.checks(variants), *animation_checks],
         jobs=schedules.JOBS,
         schedules=schedules.build(parts),
         sensors=[sensor],
+        executor=executor(),
         resources={
             "fal": fal_resource(),
-            "store": StoreResource(),
+            "store": store_resource(),
             "cutout": CutoutResource(),
             "characters": CharacterLibrary(folder=folder),
             **(resources or {}),

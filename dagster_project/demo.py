@@ -41,9 +41,32 @@ def fal_for(backend: str, workdir: str, journal_url: str | None = None) -> FalRe
 
 def fal_estimate(specs, profile: str) -> float:
     """What a full run of ``specs`` would cost on fal at today's prices (nothing cached),
-    variants included."""
-    return round(sum(total_usd(plan_character(spec, profile=profile)) for spec in specs.values())
+    variants and animations included (an unpriced animation is left out and named by ``animation_line``)."""
+    from fal_assets.animation import character_estimate
+
+    return round(sum(total_usd(plan_character(spec, profile=profile)) + character_estimate(spec, profile)[0] for spec in specs.values())
                  + variant_runs.variants_estimate(specs, profile)[1], 2)
+
+
+def animation_steps(spec, profile: str) -> list:
+    """The demo's runs for a character's animations: frames and sprites as one range, then the sheet."""
+    if not spec.animations:
+        return []
+    names = list(spec.animations)
+    tags = {RANGE_START: join(spec.name, names[0]), RANGE_END: join(spec.name, names[-1])}
+    config = {**QUIET, "ops": {"animation_frames": {"config": {"profile": profile}}}}
+    return [(f"{len(names)} animations", ["animation_frames", "animation_sprites"], {"tags": tags, "run_config": config}),
+            ("animated sheet", ["animated_sheet"], {"partition_key": spec.name})]
+
+
+def animation_line(spec, character: Path) -> str:
+    from fal_assets.animation import character_estimate, summary_line
+
+    made = summary_line(spec, {n: character / "animations" / n / "frames" for n in spec.animations})
+    _, refused = character_estimate(spec)
+    line = (f"{spec.name}: animations {made}; atlas {character / 'animations.png'} + animations.json + animations.aseprite.json, "
+            f"Godot {character / 'animations.tres'}, previews {character / 'animations'}/*.gif")
+    return line + "".join(f"; {name}: not priced ({why})" for name, why in refused.items())
 
 
 def run(folder: str = "characters", output: str = "output", workdir: str = ".fal-assets", profile: str = "final", backend: str = "local",
@@ -71,6 +94,7 @@ def run(folder: str = "characters", output: str = "output", workdir: str = ".fal
                  "run_config": {**QUIET, "ops": {"pose_images": {"config": {"profile": profile}}}}}),
                 ("sheet", ["sprite_sheet"], {"partition_key": name}),
                 *variant_runs.variant_steps(spec),
+                *animation_steps(spec, profile),
             ]
             for stage, selection, options in steps:
                 options.setdefault("run_config", QUIET)
@@ -83,6 +107,8 @@ def run(folder: str = "characters", output: str = "output", workdir: str = ".fal
                   f"Godot {character / 'sheet.tres'}, contact sheet {character / 'contact_sheet.png'}", flush=True)
             for variant in spec.variants:
                 print(variant_runs.variant_line(spec, variant, output), flush=True)
+            if spec.animations:
+                print(animation_line(spec, character), flush=True)
         runs.materialize(["cost_report"], {}, run_config=QUIET)
     print(spend_line(resources["fal"], runs.ids))
     print(f"on fal, this library would cost about ${fal_estimate(specs, profile):.2f} for a full run "

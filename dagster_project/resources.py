@@ -30,6 +30,8 @@ class FalResource(dg.ConfigurableResource):
     concurrency: int = Field(2, ge=1, le=40, description="requests in flight per process (fal: 2 for new accounts, up to 40)")
     workdir: str = Field(".fal-assets", description="folder for the journal and the content store")
     journal_url: Optional[str] = Field(None, description="database URL for the journal (default: SQLite in workdir)")
+    store_url: Optional[str] = Field(
+        None, description="fsspec URL of the content store (s3://bucket/prefix); default: workdir/store, which then is only a cache")
     budget_per_run_usd: Optional[float] = Field(None, description="cap on billed dollars per Dagster run")
     budget_per_period_usd: Optional[float] = Field(None, description="cap on billed dollars per period")
     budget_period: str = Field("month", description="day, week or month")
@@ -57,6 +59,7 @@ class FalResource(dg.ConfigurableResource):
             backend=self.chosen_backend,
             journal_url=_resolved(self.journal_url),
             store_root=Path(self.workdir) / "store",
+            store_url=self.store_url,
             concurrency=self.concurrency,
             budget=Budget(self.budget_per_run_usd, self.budget_per_period_usd, self.budget_period),
             poll_interval=self.poll_interval,
@@ -89,14 +92,45 @@ def _resolved(value: str | None) -> str | None:
 
 
 class StoreResource(dg.ConfigurableResource):
-    """Where finished files go: ``output/<character>/...`` by default, and copied to
-    object storage by URL (``publish_url``, e.g. ``s3://bucket/fal-assets``) when set."""
+    """Where the stages' files go: ``output/<character>/...`` by default, and copied to
+    object storage by URL (``publish_url``, e.g. ``s3://bucket/fal-assets``) when set.
 
-    root: str = Field("output", description="folder for finished files (the working copy)")
+    With ``url`` (the store by URL, e.g. ``s3://bucket/fal-assets``), ``root`` is this
+    machine's working copy only: a stage ``pull``s what it reads from the store and
+    ``push``es what it wrote, so steps on machines with no shared disk see each other's
+    files. Without it both are no-ops and the folder is the only copy (``make demo``)."""
+
+    root: str = Field("output", description="folder for the stages' files (the working copy)")
     publish_url: Optional[str] = Field(None, description="fsspec URL the finished files are copied to")
+    url: Optional[str] = Field(None, description="fsspec URL of the store every worker shares (s3://bucket/prefix)")
+    cache: str = Field(".fal-assets/store", description="this machine's cache of the store's files, by content hash")
 
     def path(self, character: str, *parts: str) -> Path:
         return Path(self.root) / character / Path(*parts)
+
+    def pull(self, character: str, *parts: str) -> Path:
+        """``path(...)``, first made what the store holds there (a file or a folder)."""
+        path = self.path(character, *parts)
+        working = self._working_copy()
+        if working is not None:
+            working.pull(Path(character, *parts).as_posix())
+        return path
+
+    def push(self, *files: Path, exact: bool = False) -> dict:
+        """Store files (or folders) this step wrote, for the steps on other machines;
+        ``exact``: the store's folder then holds only these. Metadata: their URLs."""
+        working = self._working_copy()
+        if working is None:
+            return {}
+        urls = working.push(files, exact=exact)
+        return {"stored": dg.MetadataValue.json(urls)} if urls else {}
+
+    def _working_copy(self):
+        if not self.url:
+            return None
+        from fal_assets.remote_store import RemoteStore, WorkingCopy
+
+        return WorkingCopy(self.root, RemoteStore(self.url, self.cache))
 
     def publish(self, *files: Path) -> dict:
         """Metadata for the published copies (nothing when no URL is set)."""

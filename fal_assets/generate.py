@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
+import functools
 import hashlib
 import io
 import json
@@ -105,7 +106,8 @@ class Settings:
 
     backend: str = "local"
     journal_url: str | None = field(default=None, repr=False)  # may hold a password
-    store_root: Path = Path(".fal-assets/store")
+    store_root: Path = Path(".fal-assets/store")  # the content store, or this machine's cache of store_url
+    store_url: str | None = None  # fsspec URL of the store (s3://bucket/prefix); None: store_root itself
     concurrency: int = 2
     budget: Budget = field(default_factory=Budget)
     poll_interval: float = 0.1
@@ -125,6 +127,12 @@ class Settings:
             raise InvalidInput([_problem("concurrency", f"{self.concurrency} is outside 1..40 (fal's account limits)")])
         self.store_root = Path(self.store_root)
 
+    def content_store(self) -> ContentStore:
+        """Where generated files are kept: ``store_root``, or ``store_url`` read through it."""
+        from .remote_store import open_store
+
+        return open_store(self.store_url, self.store_root)
+
     def accepted_log(self) -> AcceptedLog:
         """The fsync'd record of sends and accepts, beside the store (one per workdir)."""
         return AcceptedLog(self.store_root.parent / "accepted.log")
@@ -133,6 +141,11 @@ class Settings:
         if self.journal_url:
             return jr.Journal(self.journal_url)
         return jr.Journal.at(self.store_root.parent / "journal.db")
+
+
+def _url(stored) -> str:
+    """Where a stored file lives, as a URL: the store's object URL, or the local file's."""
+    return stored.url or Path(stored.path).absolute().as_uri()
 
 
 def _problem(fieldname: str, message: str):
@@ -658,8 +671,8 @@ class Generator:
         if flagged:
             stored = []
             for item in files:
-                kept = self.store.quarantine(item.pop("data"), suffix=item["suffix"], reason="nsfw")
-                stored.append(dict(item, path=str(kept.path)))
+                kept = await asyncio.to_thread(self.store.quarantine, item.pop("data"), item["suffix"], "nsfw")
+                stored.append(dict(item, path=str(kept.path), url=_url(kept)))
             await self._journal("mark_quarantined", key, "has_nsfw_concepts", stored, cost_usd=billed, cost_kind=kind)
             raise ContentFlagged(
                 f"{endpoint}: {request_id} was flagged by fal's safety checker (has_nsfw_concepts); "
@@ -668,8 +681,8 @@ class Generator:
         stored = []
         for item in files:
             data = item.pop("data")
-            saved = self.store.put(data, suffix=item["suffix"])
-            stored.append(dict(item, path=str(saved.path), sha256=saved.sha256, size=saved.size))
+            saved = await asyncio.to_thread(functools.partial(self.store.put, data, suffix=item["suffix"]))
+            stored.append(dict(item, path=str(saved.path), sha256=saved.sha256, size=saved.size, url=_url(saved)))
         finished = await self._journal("get", key)
         if finished is not None and finished.state == jr.State.COMPLETED:
             return self._from_entry(finished, cost, cache_hit=True)  # another process followed it too and recorded it
@@ -712,12 +725,15 @@ class Generator:
         return list(await asyncio.gather(*(one(slot, item) for slot, item in output_slots(result))))
 
     def _from_entry(self, entry: jr.Entry, cost: CostEstimate, *, cache_hit: bool) -> Generation:
+        files = []
         for item in entry.files or []:
-            if not Path(item["path"]).exists():
+            here = self.store.locate(item)  # the recorded path, this cache, or a download from its URL
+            if here is None:
                 raise GenerationFailed(
-                    f"{entry.endpoint}: the journal has {entry.key[:12]} as done but {item['path']} is missing; "
-                    "restore the store folder (or mark the entry failed to pay for it again)"
+                    f"{entry.endpoint}: the journal has {entry.key[:12]} as done but {item.get('url') or item['path']} "
+                    "is missing; restore the store (or mark the entry failed to pay for it again)"
                 )
+            files.append(dict(item, path=str(here)))
         return Generation(
             key=entry.key,
             endpoint=entry.endpoint,
@@ -728,7 +744,7 @@ class Generator:
             cost_usd=0.0 if cache_hit else float(entry.cost_usd or 0.0),
             cost_kind=entry.cost_kind or ("billed" if self.backend.billed else "estimated"),
             estimate=cost.to_dict(),
-            files=list(entry.files or []),
+            files=files,
             result=entry.result or {},
             timings=entry.timings or {},
         )
@@ -746,7 +762,7 @@ async def _run(requests, settings, key, on_event, backend_options):
     backend = make_backend(settings.backend, **options)
     journal = settings.journal()
     try:
-        generator = Generator(backend, journal, ContentStore(settings.store_root), settings, on_event)
+        generator = Generator(backend, journal, settings.content_store(), settings, on_event)
         return await generator.generate_many(requests)
     finally:
         await backend.aclose()

@@ -56,7 +56,30 @@ def check_spec(path: Path, *, allow_references_outside: bool = False) -> tuple[l
 
     problems.extend(check_variants(spec))
     notes += [f"{where}: {finding}" for finding in lint_variants(spec)]
-    return _unique(problems), notes
+    animation_problems, animation_notes = _check_animations(spec, where)
+    return _unique(problems + animation_problems), notes + animation_notes
+
+
+def _check_animations(spec, where: str) -> tuple[list[Problem], list[str]]:
+    """Each animation's endpoint fits its method and every request it would send is valid;
+    an endpoint with no known price is a note (the animation is refused until one is supplied)."""
+    from .animation import endpoint_problems, estimate_animation, pose_image_size
+
+    problems = endpoint_problems(spec)
+    notes = []
+    bad = {p.field for p in problems}
+    for name in spec.animations:
+        if f"animations.{name}.endpoint" in bad:
+            continue
+        try:
+            estimate_animation(spec, name, None, Path("lora.safetensors"), base_size=pose_image_size(spec))
+        except InvalidInput as exc:
+            for p in exc.problems:
+                if p.field == "price":
+                    notes.append(f"{where}: animations.{name}: refused until priced: {p.message}")
+                else:
+                    problems.append(Problem(where, f"animations.{name}", f"{p.field}: {p.message}"))
+    return problems, notes
 
 
 def check_request(path: Path) -> list[Problem]:

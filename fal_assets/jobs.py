@@ -61,7 +61,7 @@ def run_job(endpoint: str, arguments: dict[str, Any], fetch: Fetch) -> JobOutput
     if spec.output_kind == "lora":
         return _train(arguments, fetch)
     if spec.output_kind == "video":
-        raise ValueError(f"{spec.id}: the local renderer makes no video; run it on fal")
+        return _video(arguments, fetch)
     if spec.purpose in ("background-removal", "pixel-art"):
         return _image_utility(spec, arguments, fetch)
 
@@ -149,3 +149,17 @@ def _train(arguments: dict[str, Any], fetch: Fetch) -> JobOutput:
         (config_bytes, "application/json", "config.json"),
     ]
     return JobOutput(result, files, [("diffusers_lora_file",), ("config_file",)])
+
+
+def _video(arguments: dict[str, Any], fetch: Fetch) -> JobOutput:
+    """Image-to-video (Kling's shape): the input's character drawn through the prompt's
+    motion over ``duration`` seconds, an mp4 in ``video``."""
+    from PIL import Image
+
+    from .render.motion import render_clip
+
+    with Image.open(io.BytesIO(fetch(arguments["image_url"])[0])) as opened:
+        source = opened.convert("RGB")
+    data, _, _ = render_clip(arguments, [source])
+    item = {"url": "", "content_type": "video/mp4", "file_name": "output.mp4", "file_size": len(data)}
+    return JobOutput({"video": item}, [(data, "video/mp4", "output.mp4")], [("video",)])

@@ -21,6 +21,7 @@ CONTENT_TYPES = {
     ".safetensors": "application/octet-stream",
     ".json": "application/json",
     ".txt": "text/plain",
+    ".mp4": "video/mp4",
 }
 SUFFIXES = {
     "image/png": ".png",
@@ -28,6 +29,7 @@ SUFFIXES = {
     "image/webp": ".webp",
     "application/zip": ".zip",
     "application/json": ".json",
+    "video/mp4": ".mp4",
 }
 
 

@@ -28,7 +28,7 @@ from fal_assets.media import MAX_INPUT_SIDE
 from fal_assets.validation import validate
 
 ENV_OVERRIDE = "FAL_ASSETS_PRICES"
-Unit = Literal["megapixel", "image", "step"]
+Unit = Literal["megapixel", "image", "step", "second"]
 _ASSUMED_INPUT = (1024, 1024)
 _SIX = Decimal("0.000001")
 #: The most identical requests one estimate prices.
@@ -170,6 +170,7 @@ class CostEstimate:
     source: str
     checked: str
     assumptions: tuple[str, ...] = ()
+    seconds: int = 0  # seconds of output video (unit: second)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -196,6 +197,8 @@ class CostEstimate:
             if self.multiplier != 1:
                 text += f" x {self.multiplier:g}"
             return text
+        if self.unit == "second":
+            return f"{self.seconds // self.count} s of video at {_usd(self.unit_price)}/s"
         img = f"{per_images} image{'s' if per_images != 1 else ''}"
         if self.output_size:
             img += f" {self.output_size[0]}x{self.output_size[1]}"
@@ -309,7 +312,11 @@ def estimate(
     images = 0
     size: tuple[int, int] | None = None
     mp_in = mp_out = 0
-    if entry.unit == "step":
+    seconds = 0
+    if entry.unit == "second":
+        seconds = _video_seconds(endpoint, spec, args)
+        per_request = entry.price * seconds
+    elif entry.unit == "step":
         steps = int(args.get("steps", spec.params["steps"].default))
         multiplier = _multiplier(endpoint, entry, references)
         per_request = entry.price * steps * multiplier
@@ -362,7 +369,20 @@ def estimate(
         source=entry.source,
         checked=entry.checked.isoformat(),
         assumptions=tuple(assumptions),
+        seconds=seconds * count,
     )
+
+
+def _video_seconds(endpoint: str, spec: EndpointSpec, args: Mapping[str, Any]) -> int:
+    """Seconds of video a request asks for: its ``duration`` (fal sends it as a string)."""
+    value = args.get("duration", _default(spec, "duration", None))
+    try:
+        seconds = int(str(value).rstrip("s"))
+    except ValueError:
+        seconds = 0
+    if seconds <= 0:
+        raise InvalidInput([Problem(endpoint, "duration", f"{value!r} gives no whole number of seconds to price the video by")])
+    return seconds
 
 
 def _input_count(spec: EndpointSpec, args: Mapping[str, Any]) -> int:
@@ -448,6 +468,8 @@ def price_rows(prices: PriceTable | None = None) -> list[dict[str, Any]]:
                 rule += " x refs " + ", ".join(f"{k}: {v:g}" for k, v in sorted(entry.reference_multipliers.items()))
         elif entry.unit == "image":
             rule = f"{_usd(float(entry.price))}/image"
+        elif entry.unit == "second":
+            rule = f"{_usd(float(entry.price))}/s of video"
         else:
             rule = f"{_usd(float(entry.price))}/MP"
             if entry.extra_megapixel_price is not None:

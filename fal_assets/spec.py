@@ -30,6 +30,7 @@ from pydantic import (
     PrivateAttr,
     Strict,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -300,6 +301,44 @@ class Training(_Model):
     lora_scale: float = Field(1.0, ge=0, le=4, description="LoRA scale at inference (0 to 4; 0.5-1.5 is safe)")
 
 
+ANIMATION_METHODS = ("keyframes", "video")
+ANIMATION_FRAMES_MAX = 48
+
+
+class Animation(_Model):
+    """One animation of a character. In YAML a mapping of these fields, or only the
+    motion text (then the base pose is the pose of the animation's own name).
+
+    ``pose`` is the base pose (default: the pose named like the animation); ``frames``
+    (2-48), ``fps`` (0 < fps <= 60) and ``loop`` say how it plays; ``motion`` what it
+    shows ("one full running stride"). ``method``: ``keyframes`` (each frame an
+    identity-keeping edit of the base pose image and the previous frame, seeds pinned
+    per frame) or ``video`` (one image-to-video clip, frames sampled evenly);
+    ``endpoint`` overrides the method's default endpoint; ``chain: false`` makes every
+    keyframe from the base pose alone (all sent at once); ``seed`` overrides the
+    derived base seed of the frames. See fal_assets/animation.py.
+    """
+
+    motion: Text = Field(description="what the animation shows, e.g. 'one full running stride'")
+    pose: SafeName | None = Field(None, description="the base pose (default: the pose named like the animation)")
+    frames: Annotated[int, Strict(), Field(ge=2, le=ANIMATION_FRAMES_MAX)] = Field(8, description="frame count (2 to 48)")
+    fps: float = Field(12.0, gt=0, le=60, description="playback speed in frames per second (above 0, at most 60)")
+    loop: bool = Field(True, description="whether the animation loops (its last frame leads back to its first)")
+    method: Literal["keyframes", "video"] = Field("keyframes", description="keyframes or video")
+    endpoint: Endpoint | None = Field(None, description="fal endpoint (default: the method's)")
+    chain: bool = Field(True, description="keyframes: each frame also sees the previous one (false: the base pose only)")
+    seed: Seed | None = Field(None, description="base seed of the frames (0 to 4294967295)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"motion": value}
+        if value is None:
+            raise _fail("animation", "is empty; give a motion text, or a mapping with motion, pose, frames, fps, loop and method")
+        return value
+
+
 class CharacterSpec(_Model):
     """A character: identity, look, poses, seeds, endpoints and quality profiles.
 
@@ -337,6 +376,7 @@ class CharacterSpec(_Model):
     references_dir: Text | None = Field(None, description="folder of your own reference images, relative to the spec file")
     views: dict[SafeName, Text] = Field(default_factory=lambda: dict(DEFAULT_VIEWS), description="view name -> view description; at least one")
     variants: dict[SafeName, Variant] = Field(default_factory=dict, description="variant name -> edit instruction or {instruction, palette, endpoint, seed, poses, references}")
+    animations: dict[SafeName, Animation] = Field(default_factory=dict, description="animation name -> {motion, pose, frames, fps, loop, method}")
 
     _source: Path | None = PrivateAttr(None)
     _references_outside_allowed: bool = PrivateAttr(False)
@@ -359,6 +399,19 @@ class CharacterSpec(_Model):
             problem = reference_problem(variant, info.data.get("poses"), info.data.get("palette"))
             if problem:
                 raise _fail("variant", problem[1], f"{name}.{problem[0]}")
+        return value
+
+    @field_validator("animations")
+    @classmethod
+    def _animation_poses(cls, value: dict[str, Animation], info: ValidationInfo) -> dict[str, Animation]:
+        poses = info.data.get("poses")
+        if poses is None:  # the poses have their own error
+            return value
+        for name, animation in value.items():
+            base = animation.pose or name
+            if base not in poses:
+                hint = "" if animation.pose else f" (no pose is named {name!r}; set pose:)"
+                raise _fail("animation_pose", f"{base!r} is not a pose of this spec{hint}; poses: {', '.join(poses)}", f"{name}.pose")
         return value
 
     @field_validator("profiles")
@@ -417,6 +470,26 @@ class CharacterSpec(_Model):
         """The pose's seed: its override, else the base seed plus a stable offset from its name."""
         override = self.pose(pose).seed
         return override if override is not None else _offset_seed(self.seed, f"pose:{pose}")
+
+    def animation(self, name: str) -> Animation:
+        """The animation called ``name``; an unknown name raises ``InvalidInput``."""
+        try:
+            return self.animations[name]
+        except KeyError:
+            raise InvalidInput(
+                [Problem(self._where(), f"animations.{name}", f"unknown animation; this spec has: {', '.join(self.animations) or 'none'}")]
+            ) from None
+
+    def animation_pose(self, name: str) -> str:
+        """The base pose of animation ``name``."""
+        return self.animation(name).pose or name
+
+    def seed_for_frame(self, animation: str, index: int) -> int:
+        """Frame ``index``'s pinned seed: the animation's seed (or one derived from the
+        base seed and its name) plus a stable offset per frame."""
+        base = self.animation(animation).seed
+        base = base if base is not None else _offset_seed(self.seed, f"animation:{animation}")
+        return _offset_seed(base, f"frame:{index}")
 
     def seed_for_view(self, view: str) -> int:
         """The seed of a reference view: the base seed plus a stable offset from its name."""

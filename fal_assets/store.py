@@ -28,11 +28,13 @@ class StoredFile:
     sha256: str
     size: int
     content_type: str
+    url: str | None = None  # where the file lives when the store is a URL (remote_store.py)
 
     def as_dict(self) -> dict:
         """JSON-ready form (for the request journal and asset metadata)."""
-        return {"path": str(self.path), "sha256": self.sha256, "size": self.size,
-                "content_type": self.content_type}
+        found = {"path": str(self.path), "sha256": self.sha256, "size": self.size,
+                 "content_type": self.content_type}
+        return {**found, "url": self.url} if self.url else found
 
 
 def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
@@ -74,6 +76,20 @@ class ContentStore:
         if not _SHA256.fullmatch(expected) or not path.is_file():
             return False
         return sha256_of(path) == expected
+
+    def locate(self, item: dict) -> Path | None:
+        """A journal file entry's bytes on this machine: its recorded path, or the same
+        bytes (by the sha256 in the name) in this store; None when neither is here."""
+        path = Path(item["path"])
+        if path.exists():
+            return path
+        name = path.name
+        if _SHA256.fullmatch(name[:64]) and _SUFFIX.fullmatch(name[64:] or "-"):
+            quarantined = path.parent.parent.name == QUARANTINE
+            here = self._path(self.root / QUARANTINE if quarantined else self.root, name[:64], name[64:])
+            if here.is_file() and self.verify(here):
+                return here
+        return None
 
     def _put(self, base: Path, data: bytes, suffix: str) -> StoredFile:
         sha = hashlib.sha256(data).hexdigest()

@@ -24,6 +24,7 @@ NOT_HERE = {  # command prefix -> why this test does not run it
     "export ": "sets a variable for the commands after it",
     "kubectl ": "needs a Kubernetes cluster",
     "dagster-celery ": "needs a Celery broker",
+    "dagster job execute ": "needs the Celery deployment (tests/test_celery.py runs it)",
     ".venv/bin/python bench/": "benchmarks (make bench), minutes each",
     "fal-assets journal adopt": "KEY and REQUEST_ID are placeholders: test_cli runs it on a real entry in doubt",
     "fal-assets journal resend": "KEY is a placeholder: test_cli runs it on a real entry in doubt",

@@ -107,7 +107,7 @@ _ACTION_WORDS = (
     r"|full[- ]body|head to toe|full[- ]length|close[- ]?up|\bportrait\b|headshot|\bbust\b|upper body|head and shoulders"
     r"|facing (?:left|right|the camera|the viewer|forward|away)|to the (?:left|right)|looking (?:left|right|at|up|down|back)"
 )
-_LABELLED_CLAUSE = re.compile(r"\b(?:pose|view|action|framing|camera|shot)\s*[:=]\s*.*?(?:\.(?=\s|$)|;|\n|$)", re.S)
+_LABELLED_CLAUSE = re.compile(r"\b(?:pose|view|action|framing|camera|shot|motion)\s*[:=]\s*.*?(?:\.(?=\s|$)|;|\n|$)", re.S)
 _LEADING_TRIGGER = re.compile(r"^\s*(?:[a-z0-9]+(?:[_-][a-z0-9]+)+|[a-z]*\d[a-z0-9]*)\s*(?:,|$)")
 _CLAUSE_SPLIT = re.compile(r"[,;!?\n()]|\.(?=\s|$)|:(?=\s)")
 _ROBOT = r"\b(?:robot\w*|androids?|droids?|mechs?|mecha|automatons?|bots?)\b"

@@ -16,7 +16,7 @@ from .drawing import layout, rasterise
 from .figure import Look, draw_figure
 from .lora import LocalLora, apply_colours, build_factor, lora_traits
 from .palette import analyse, figure_of
-from .poses import POSE_TABLE
+from .poses import POSE_TABLE, PoseSpec
 
 DEFAULT_SEED = 0
 """The seed of a request without one (fal picks a random one; the local renderer does not)."""
@@ -178,11 +178,15 @@ def _background(cues: Cues, fallback: RGB | None = (255, 255, 255)) -> tuple[int
     return (0, 0, 0, 0) if rgb is None else (*rgb, 255)
 
 
-def draw_character(look: Look, cues: Cues, size: tuple[int, int], background: tuple[int, int, int, int]) -> Image.Image:
-    """The figure in the prompt's pose, view and camera angle on a flat background (RGBA)."""
+def draw_character(
+    look: Look, cues: Cues, size: tuple[int, int], background: tuple[int, int, int, int], motion: PoseSpec | None = None
+) -> Image.Image:
+    """The figure in the prompt's pose (or ``motion``: one frame of a cycle), view and
+    camera angle on a flat background (RGBA)."""
     width, height = size
-    pose = cues.pose if cues.pose in POSE_TABLE else "idle"
-    drawing = draw_figure(look, pose, cues.view, cues.facing, arms=cues.arms, holding=cues.holding).seen_from(cues.camera)
+    pose = motion if motion is not None else cues.pose if cues.pose in POSE_TABLE else "idle"
+    view = cues.view if motion is None else None  # a cycle turns the body its own way (a run: side on)
+    drawing = draw_figure(look, pose, view, cues.facing, arms=cues.arms, holding=cues.holding).seen_from(cues.camera)
     idle = draw_figure(_still(look), "idle", "front", 1)  # one scale and ground line for every pose
     scale, ox, oy = layout(drawing, idle, width, height, cues.close_up, cues.face_only)
     layer = rasterise(drawing, width, height, scale, ox, oy)
@@ -205,13 +209,43 @@ def render_image(
     if inputs:
         image = edit_image(inputs[0], cues, size, seed=seed, index=index, loras=loras)
     else:
+        motion = motion_pose(cues)
         look = resolve_look(cues, seed, index, loras)
-        image = draw_character(look, cues, size, _background(cues))
+        if motion is not None:
+            look = _steady(look)
+        image = draw_character(look, cues, size, _background(cues), motion)
     return image if image.mode == "RGBA" and image.getextrema()[3][0] < 255 else image.convert("RGB")
 
 
+def motion_pose(cues: Cues, phase: float | None = None) -> PoseSpec | None:
+    """One frame of the motion a prompt asks for (``Motion: ...``), or None for a still.
+    ``phase`` (0..1) overrides the prompt's phase (a video clip's time)."""
+    from .motion import cycle_of, motion_of, pose_at
+
+    base = cues.pose if cues.pose in POSE_TABLE else "idle"
+    found = motion_of(cues.text, base)
+    if found is None and phase is None:
+        return None
+    cycle = found.cycle if found is not None else cycle_of("", base)
+    return pose_at(cycle, found.phase if phase is None else phase, base)
+
+
+def _steady(look: Look) -> Look:
+    """A motion frame's look: the seed's jitter damped, so the cycle does not shake."""
+    from .motion import MOTION_JITTER
+
+    return replace(look, jitter=tuple(MOTION_JITTER * j for j in look.jitter))
+
+
 def edit_image(
-    source: Image.Image, cues: Cues, size: tuple[int, int], *, seed: int = DEFAULT_SEED, index: int = 0, loras: Loras = ()
+    source: Image.Image,
+    cues: Cues,
+    size: tuple[int, int],
+    *,
+    seed: int = DEFAULT_SEED,
+    index: int = 0,
+    loras: Loras = (),
+    motion_phase: float | None = None,
 ) -> Image.Image:
     """An edit of ``source``.
 
@@ -226,14 +260,12 @@ def edit_image(
         found = analyse([source])
     except ValueError:  # a flat picture: nothing to recolour or to learn from
         found = None
-    if (cues.pose_explicit and cues.pose != "idle") or cues.view or cues.close_up:
-        learned = found.parts if found else {}
-        colours = {**learned, **cues.colours}
-        if "accent" in learned and "eyes" not in colours and cues.visor:
-            colours["eyes"] = learned["accent"]
-        recast = Cues(**{**cues.__dict__, "colours": colours})
-        look = resolve_look(recast, seed, index, loras)
-        return draw_character(look, cues, size, _background(cues, old_bg))
+    motion = motion_pose(cues, motion_phase)
+    if (cues.pose_explicit and cues.pose != "idle") or cues.view or cues.close_up or motion is not None:
+        look = _recast_look(found, cues, seed, index, loras)
+        if motion is not None:
+            look = _steady(look)
+        return draw_character(look, cues, size, _background(cues, old_bg), motion)
     image = _fit(source.convert("RGBA"), size, old_bg)
     if found is None:
         return image if cues.background is None and not cues.transparent else Image.new("RGBA", size, _background(cues))
@@ -297,6 +329,27 @@ def _shades(pairs: list[tuple[np.ndarray, np.ndarray]], centres: np.ndarray) -> 
                 out.append((np.asarray(c, np.float32), np.asarray(dst, np.float32) * k))
                 taken.append(c)
     return out
+
+
+def _recast_look(found, cues: Cues, seed: int, index: int, loras: Loras) -> Look:
+    """The look of the character found in an input picture (its colours), redrawn."""
+    learned = found.parts if found else {}
+    colours = {**learned, **cues.colours}
+    if "accent" in learned and "eyes" not in colours and cues.visor:
+        colours["eyes"] = learned["accent"]
+    recast = Cues(**{**cues.__dict__, "colours": colours})
+    return resolve_look(recast, seed, index, loras)
+
+
+def redraw_source(source: Image.Image, cues: Cues, *, seed: int = DEFAULT_SEED, loras: Loras = ()) -> tuple[Look, tuple[int, int, int, int]]:
+    """The look of the character in ``source`` (steadied for motion) and the background to
+    draw it on: read once, then drawn in as many motion frames as needed."""
+    old_bg = figure_of(source, max_side=None).background
+    try:
+        found = analyse([source])
+    except ValueError:
+        found = None
+    return _steady(_recast_look(found, cues, seed, 0, loras)), _background(cues, old_bg)
 
 
 def _hue_distance(a, b) -> float:

@@ -423,14 +423,14 @@ def held_wrench(p: _Painter, sk: _Skeleton, key: str, length: float) -> None:
 
 
 def draw_figure(
-    look: Look, pose_name: str, view: str | None = None, facing: int = 1, *, arms: str | None = None, holding: bool = False
+    look: Look, pose_name: str | PoseSpec, view: str | None = None, facing: int = 1, *, arms: str | None = None, holding: bool = False
 ) -> Drawing:
     """The figure in ``pose_name`` as a display list in head units (pelvis at the origin).
 
     ``arms="spread"`` spreads the arms wide in any pose; ``holding`` puts the character's
     sword or wrench in its near hand.
     """
-    pose = POSE_TABLE[pose_name]
+    pose = POSE_TABLE[pose_name] if isinstance(pose_name, str) else pose_name  # a PoseSpec: one frame of a motion
     if arms == "spread":
         pose = replace(pose, arm_a=ARMS_SPREAD[0], arm_b=ARMS_SPREAD[1])
     view = view or pose.view
