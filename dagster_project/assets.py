@@ -26,7 +26,7 @@ def stage(name: str) -> dict:
     return {"group_name": GROUP, "tags": {"stage": name}}
 
 
-PAID_ASSETS = ["reference_images", "character_lora", "pose_images", "animation_frames"]
+PAID_ASSETS = ["reference_images", "character_lora", "pose_images", "variant_images", "animation_frames"]
 
 
 class PoseConfig(dg.Config):
@@ -140,7 +140,7 @@ def build(parts: LibraryPartitions) -> list[dg.AssetsDefinition]:
 
 @dg.asset(**stage("reports"), kinds={"pandas", "csv"}, owners=OWNERS)
 def cost_report(context: dg.AssetExecutionContext, fal: FalResource, store: StoreResource) -> dg.MaterializeResult:
-    """All spend by character, pose, asset, endpoint and day, billed (fal) apart from
+    """All spend by character, pose, variant, asset, endpoint and day, billed (fal) apart from
     estimated (local), against the budget caps."""
     from fal_assets.costs import cost_report as make_report
 

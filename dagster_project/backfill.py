@@ -35,6 +35,7 @@ from fal_assets.errors import FalAssetsError, InvalidInput  # noqa: E402
 from fal_assets.plan import Refresh, by_stage, mark_cached, plan_character, pose_runs, refresh_needed, total_usd  # noqa: E402
 from fal_assets.spec import CharacterSpec, scan_specs  # noqa: E402
 
+from . import variant_runs  # noqa: E402
 from .definitions import build_defs, graph  # noqa: E402
 from .runs import QUIET, Runs, open_instance, spend_line, usd  # noqa: E402
 from .partitions import join  # noqa: E402
@@ -131,16 +132,18 @@ def describe(work: Refresh) -> str:
     return "; ".join(parts) or "nothing (fresh)"
 
 
-def dry_run(chosen: Mapping[str, CharacterSpec], works: Mapping[str, Refresh], profile: str, resources: Mapping) -> int:
+def dry_run(chosen: Mapping[str, CharacterSpec], works: Mapping[str, Refresh], profile: str, resources: Mapping,
+            variant_works: Mapping[str, list] | None = None) -> int:
     store, fal = resources["store"], resources["fal"]
     grand, requests, cached = 0.0, 0, 0
     for name, spec in chosen.items():
-        work = works[name]
-        print(f"{name} ({spec.source}): {describe(work)}")
-        if work.empty:
+        work, variants = works[name], (variant_works or {}).get(name, [])
+        print(f"{name} ({spec.source}): {describe(work)}{variant_runs.describe(variants)}")
+        if work.empty and not variants:
             continue
         plan = plan_character(spec, work.poses, profile, chain=work.chain, dataset_zip=store.path(name, "dataset.zip"),
                               lora_weights=store.path(name, "lora", "pytorch_lora_weights.safetensors"))
+        plan += variant_runs.plan_for(spec, variants, profile, store)
         try:
             plan = mark_cached(plan, fal.settings(), key=fal.key)
         except FalAssetsError as exc:
@@ -149,6 +152,8 @@ def dry_run(chosen: Mapping[str, CharacterSpec], works: Mapping[str, Refresh], p
             note = f" ({row['cached']} cached at $0)" if row["cached"] else ""
             count = f"{row['requests']} request{'s' if row['requests'] != 1 else ''}"
             print(f"  {stage:<17} {count:<12} {', '.join(row['endpoints']):<28} {usd(row['usd'])}{note}")
+        for line in variant_runs.by_variant_lines(plan):
+            print(line)
         subtotal = total_usd(plan)
         print(f"  {name} total: {usd(subtotal)}")
         grand += subtotal
@@ -161,7 +166,7 @@ def dry_run(chosen: Mapping[str, CharacterSpec], works: Mapping[str, Refresh], p
 # --------------------------------------------------------------------------- real run
 
 
-def run_character(runs: Runs, spec: CharacterSpec, work: Refresh, profile: str) -> bool:
+def run_character(runs: Runs, spec: CharacterSpec, work: Refresh, profile: str, variants: list | None = None) -> bool:
     name = spec.name
     tags = {CHARACTER_TAG: name, "fal_assets/trigger": "backfill"}
     steps = []
@@ -176,6 +181,7 @@ def run_character(runs: Runs, spec: CharacterSpec, work: Refresh, profile: str) 
         steps.append((f"poses {', '.join(group)}", ["pose_images", "sprites"], {**options, "run_config": pose_config}))
     if work.sheet:
         steps.append(("sprite_sheet", ["sprite_sheet"], {"partition_key": name}))
+    steps += variant_runs.steps_for(spec, variants or [])
     for stage, selection, options in steps:
         options.setdefault("run_config", QUIET)
         step_tags = {**tags, STAGE_TAG: stage.split(" ")[0], **options.pop("tags", {})}
@@ -194,17 +200,23 @@ def run(args: argparse.Namespace, resources: Mapping) -> int:
     if not chosen:
         print("nothing to do: no character selected")
         return 0
+    store = resources["store"]
     if args.dry_run and not args.stale:
         works = {name: work_for(spec, wanted_poses, False, {}) for name, spec in chosen.items()}
-        return dry_run(chosen, works, args.profile, resources)
+        variants = {name: variant_runs.variant_work(spec, wanted_poses, works[name].poses, False) for name, spec in chosen.items()}
+        return dry_run(chosen, works, args.profile, resources, variants)
     with open_instance() as instance:
         recorded = recorded_state(instance, chosen) if args.stale else {}
         works = {name: work_for(spec, wanted_poses, args.stale, recorded) for name, spec in chosen.items()}
+        recorded_v = variant_runs.recorded_variants(instance, chosen) if args.stale else {}
+        variants = {name: variant_runs.variant_work(spec, wanted_poses, works[name].poses, args.stale, recorded_v.get(name),
+                                                    store.path(name, "poses_raw")) for name, spec in chosen.items()}
         if args.dry_run:
-            return dry_run(chosen, works, args.profile, resources)
+            return dry_run(chosen, works, args.profile, resources, variants)
         runs = Runs(graph(build_defs(str(folder), {"characters": resources["characters"]})), instance, resources)
         failed = [name for name, spec in chosen.items()
-                  if not works[name].empty and not run_character(runs, spec, works[name], args.profile)]
+                  if not (works[name].empty and not variants[name])
+                  and not run_character(runs, spec, works[name], args.profile, variants[name])]
         if not runs.materialize(["cost_report"], {"fal_assets/trigger": "backfill"}, run_config=QUIET):
             failed.append("cost_report")
     print(spend_line(resources["fal"], runs.ids))

@@ -14,8 +14,9 @@ import dagster as dg
 
 from fal_assets.spec import scan_specs
 
-from . import animation_assets, assets, checks, schedules, sensors
+from . import animation_assets, assets, checks, schedules, sensors, variant_assets
 from .partitions import LibraryPartitions
+from .variant_partitions import VariantPartitions
 from .resources import CharacterLibrary, CutoutResource, FalResource, StoreResource
 
 # Dagster marks some APIs we rely on (backfill policies, partitioned checks) as beta/preview.
@@ -68,11 +69,12 @@ def build_defs(folder: str | None = None, resources: dict | None = None, reload=
     folder = folder or os.environ.get(FOLDER_ENV, "characters")
     library = (resources or {}).get("characters")
     parts = library_partitions(folder, bool(getattr(library, "allow_references_outside", False)))
+    variants = VariantPartitions.of_folder(folder, bool(getattr(library, "allow_references_outside", False)))
     sensor = sensors.build(parts) if reload is None else sensors.build(parts, reload=reload)
     animated, animation_checks = animation_assets.build(folder)
     return dg.Definitions(
-        assets=assets.build(parts) + animated,
-        asset_checks=checks.build(parts) + animation_checks,
+        assets=[*assets.build(parts), *variant_assets.build(variants), *animated],
+        asset_checks=[*checks.build(parts), *variant_assets.checks(variants), *animation_checks],
         jobs=schedules.JOBS,
         schedules=schedules.build(parts),
         sensors=[sensor],

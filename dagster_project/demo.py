@@ -20,6 +20,7 @@ from .partitions import join
 from .resources import CharacterLibrary, CutoutResource, FalResource, StoreResource
 from .runs import QUIET, Runs, open_instance, spend_line
 from .schedules import CHAIN
+from . import variant_runs
 
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
@@ -40,10 +41,11 @@ def fal_for(backend: str, workdir: str, journal_url: str | None = None) -> FalRe
 
 def fal_estimate(specs, profile: str) -> float:
     """What a full run of ``specs`` would cost on fal at today's prices (nothing cached),
-    animations included (an unpriced one is left out and named by ``animation_line``)."""
+    variants and animations included (an unpriced animation is left out and named by ``animation_line``)."""
     from fal_assets.animation import character_estimate
 
-    return round(sum(total_usd(plan_character(spec, profile=profile)) + character_estimate(spec, profile)[0] for spec in specs.values()), 2)
+    return round(sum(total_usd(plan_character(spec, profile=profile)) + character_estimate(spec, profile)[0] for spec in specs.values())
+                 + variant_runs.variants_estimate(specs, profile)[1], 2)
 
 
 def animation_steps(spec, profile: str) -> list:
@@ -91,6 +93,7 @@ def run(folder: str = "characters", output: str = "output", workdir: str = ".fal
                 (f"{len(spec.poses)} poses", ["pose_images", "sprites"], {"tags": pose_range(spec),
                  "run_config": {**QUIET, "ops": {"pose_images": {"config": {"profile": profile}}}}}),
                 ("sheet", ["sprite_sheet"], {"partition_key": name}),
+                *variant_runs.variant_steps(spec),
                 *animation_steps(spec, profile),
             ]
             for stage, selection, options in steps:
@@ -102,12 +105,15 @@ def run(folder: str = "characters", output: str = "output", workdir: str = ".fal
             character = Path(output) / name
             print(f"{name}: sprites {character / 'sprite_layers' / 'poses'}/, atlas {character / 'sheet.png'} + sheet.json, "
                   f"Godot {character / 'sheet.tres'}, contact sheet {character / 'contact_sheet.png'}", flush=True)
+            for variant in spec.variants:
+                print(variant_runs.variant_line(spec, variant, output), flush=True)
             if spec.animations:
                 print(animation_line(spec, character), flush=True)
         runs.materialize(["cost_report"], {}, run_config=QUIET)
     print(spend_line(resources["fal"], runs.ids))
     print(f"on fal, this library would cost about ${fal_estimate(specs, profile):.2f} for a full run "
           f"(costs so far: {Path(output) / '_reports' / 'cost_report.csv'})")
+    print(variant_runs.estimate_line(specs, profile))
     print("next: `make dev` opens the Dagster UI at http://127.0.0.1:3000 (assets, seeds, costs, previews)")
     return 0
 

@@ -1,5 +1,5 @@
-"""The cost report: every journaled request's spend by character, pose, asset, endpoint
-and day, with billed (fal) and estimated (local, $0 billed) dollars kept apart."""
+"""The cost report: every journaled request's spend by character, pose, variant, asset,
+endpoint and day, with billed (fal) and estimated (local, $0 billed) dollars kept apart."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pandas as pd
 from . import atomic
 from .budget import Budget, period_start
 
-GROUPS = ["character", "pose", "asset", "endpoint", "day"]
+GROUPS = ["character", "pose", "variant", "asset", "endpoint", "day"]
 
 
 def frame(records: list[dict[str, Any]]) -> pd.DataFrame:
@@ -22,7 +22,7 @@ def frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     if not records:
         return pd.DataFrame(columns=columns)
     df = pd.DataFrame.from_records(records)
-    for name in ("character", "pose", "asset"):
+    for name in ("character", "pose", "variant", "asset"):
         if name not in df:
             df[name] = ""
         df[name] = df[name].fillna("").astype(str)

@@ -52,6 +52,10 @@ def check_spec(path: Path, *, allow_references_outside: bool = False) -> tuple[l
             label = request.labels.get("profile", "reference")
             problems.extend(Problem(where, f"profiles.{label}" if label != "reference" else "models.reference", str(p)) for p in exc.problems)
     notes = [f"{where}: {finding.message}" for finding in lint_spec(spec)]
+    from .variants import check_variants, lint_variants
+
+    problems.extend(check_variants(spec))
+    notes += [f"{where}: {finding}" for finding in lint_variants(spec)]
     animation_problems, animation_notes = _check_animations(spec, where)
     return _unique(problems + animation_problems), notes + animation_notes
 

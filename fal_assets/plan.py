@@ -18,7 +18,7 @@ from .pricing import estimate
 from .recipes import pose_request, reference_request, training_request
 from .spec import CharacterSpec, pose_version, spec_version
 
-STAGES = ("reference_images", "character_lora", "pose_images")  # the stages that send requests
+STAGES = ("reference_images", "character_lora", "pose_images", "variant_images")  # the stages that send requests, in order
 
 
 @dataclass(frozen=True)

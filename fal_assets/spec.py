@@ -253,6 +253,38 @@ class Pose(_Model):
         return value
 
 
+DEFAULT_VARIANT_ENDPOINT = "fal-ai/flux-pro/kontext"
+"""Where a variant is edited unless it names another endpoint: Kontext [pro], the seeds'
+editing endpoint, keeps the character and is priced ($0.04 per image, fal's page);
+``fal-ai/flux-2/lora/edit`` (with the character's LoRA) has no confirmed price yet."""
+
+
+class Variant(_Model):
+    """A variant of every pose (a skin, a colourway), made by editing the base pose image.
+
+    In YAML either the edit instruction or a mapping of these fields. ``palette``
+    overrides parts of the character's palette; ``poses`` limits the poses (default
+    all); ``references`` are extra input images (files relative to the spec) sent after
+    the base pose image, where the endpoint takes several.
+    """
+
+    instruction: Text = Field(description="what the edit changes (colours, materials, lighting), e.g. 'Change the neon glow from pink to cyan'")
+    palette: dict[PartName, HexColor] = Field(default_factory=dict, description="part of the character's palette -> \"#RRGGBB\" for this variant")
+    endpoint: Endpoint = Field(DEFAULT_VARIANT_ENDPOINT, description="the fal edit endpoint")
+    seed: Seed | None = Field(None, description="seed of every edit of this variant (default: one per pose, from the pose's seed)")
+    poses: list[SafeName] | None = Field(None, description="the poses that get this variant (default: all)")
+    references: list[Text] = Field(default_factory=list, description="extra input images, relative to the spec file")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"instruction": value}
+        if value is None:
+            raise _fail("variant", "is empty; give the edit instruction, or a mapping with instruction, palette, endpoint, seed, poses and references")
+        return value
+
+
 class Models(_Model):
     """fal endpoint id per stage: reference images, LoRA training, pose images."""
 
@@ -326,6 +358,7 @@ class CharacterSpec(_Model):
       image_size      pose image size: a preset or {width, height}
       references_dir  optional folder of your own reference images, relative to the spec
       views           view name -> reference image view (dataset); 9+ by default
+      variants        variant name -> Variant (or its edit instruction): skins made by editing each pose
     """
 
     name: SafeName = Field(description="the character's name: lowercase letters, digits, '_' or '-'")
@@ -342,6 +375,7 @@ class CharacterSpec(_Model):
     image_size: ImageSize = Field("portrait_4_3", description="pose image size preset or {width, height}")
     references_dir: Text | None = Field(None, description="folder of your own reference images, relative to the spec file")
     views: dict[SafeName, Text] = Field(default_factory=lambda: dict(DEFAULT_VIEWS), description="view name -> view description; at least one")
+    variants: dict[SafeName, Variant] = Field(default_factory=dict, description="variant name -> edit instruction or {instruction, palette, endpoint, seed, poses, references}")
     animations: dict[SafeName, Animation] = Field(default_factory=dict, description="animation name -> {motion, pose, frames, fps, loop, method}")
 
     _source: Path | None = PrivateAttr(None)
@@ -352,6 +386,19 @@ class CharacterSpec(_Model):
     def _not_empty(cls, value: dict[str, Any]) -> dict[str, Any]:
         if not value:
             raise _fail("empty", "needs at least one entry (name: description)")
+        return value
+
+    @field_validator("variants")
+    @classmethod
+    def _variant_refs(cls, value: dict[str, Variant], info) -> dict[str, Variant]:
+        if not value:
+            return value
+        from fal_assets.variants import reference_problem
+
+        for name, variant in value.items():
+            problem = reference_problem(variant, info.data.get("poses"), info.data.get("palette"))
+            if problem:
+                raise _fail("variant", problem[1], f"{name}.{problem[0]}")
         return value
 
     @field_validator("animations")

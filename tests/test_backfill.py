@@ -14,6 +14,7 @@ warnings.filterwarnings("ignore", message=r".*currently in (beta|preview)")
 
 from dagster_project import backfill  # noqa: E402
 from dagster_project.resources import CharacterLibrary, CutoutResource, FalResource, StoreResource  # noqa: E402
+from fal_assets.variant_plan import plan_variants
 from fal_assets.plan import plan_character  # noqa: E402
 from fal_assets.pricing import estimate  # noqa: E402
 from fal_assets.spec import load_spec, load_specs  # noqa: E402
@@ -59,15 +60,15 @@ def test_dry_run_lists_stages_and_a_total_that_is_the_sum_of_the_estimates(tmp_p
     out = capsys.readouterr().out
     expected = 0.0
     for name, spec in load_specs(library).items():
-        plan = plan_character(spec)
-        expected += sum(estimate(p.endpoint, p.arguments).cost_usd for p in plan)
-        for stage in ("reference_images", "character_lora", "pose_images"):
+        plan = plan_character(spec) + plan_variants(spec)
+        expected += sum(estimate(p.endpoint, p.arguments, input_sizes=[(768, 1024)] if p.stage == "variant_images" else None).cost_usd for p in plan)
+        for stage in ("reference_images", "character_lora", "pose_images", "variant_images"):
             count = sum(p.stage == stage for p in plan)
             assert re.search(rf"^  {stage}\s+{count} requests?\s", out, re.M), (stage, out)
     total = re.search(r"^total: (\$[0-9.]+) for (\d+) requests \(0 cached", out, re.M)
     assert total, out
     assert dollars(total.group(1)) == pytest.approx(expected, abs=1e-6)
-    assert int(total.group(2)) == sum(len(plan_character(s)) for s in load_specs(library).values())
+    assert int(total.group(2)) == sum(len(plan_character(s)) + len(plan_variants(s)) for s in load_specs(library).values())
     assert not (tmp_path / ".dagster").exists() and not (tmp_path / "work").exists()  # a dry run writes nothing
 
 

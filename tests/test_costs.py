@@ -37,7 +37,7 @@ def test_totals_reconcile_with_the_journal(journal, tmp_path):
     assert grouped["billed_usd"].sum() == pytest.approx(0.042)
     glitch_idle = grouped[(grouped.character == "glitch") & (grouped.pose == "idle")]
     assert glitch_idle["billed_usd"].item() == pytest.approx(0.021)
-    assert (tmp_path / "costs.csv").read_text().startswith("character,pose,asset,endpoint,day,requests,billed_usd,estimated_usd")
+    assert (tmp_path / "costs.csv").read_text().startswith("character,pose,variant,asset,endpoint,day,requests,billed_usd,estimated_usd")
     assert report.budget["cap_per_period_usd"] == 10 and report.budget["spent_this_period_usd"] == pytest.approx(0.042)
 
 

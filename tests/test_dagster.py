@@ -141,4 +141,4 @@ def test_one_asset_group_so_the_lineage_opens_expanded(tiny_library):
     defs = build_defs(str(tiny_library))
     specs = defs.resolve_asset_graph().asset_nodes
     assert {node.group_name for node in specs} == {GROUP}
-    assert {node.tags.get("stage") for node in specs} == {"specs", "dataset", "lora", "poses", "sprites", "reports"}
+    assert {node.tags.get("stage") for node in specs} == {"specs", "dataset", "lora", "poses", "sprites", "reports", "variants"}

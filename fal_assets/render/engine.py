@@ -275,7 +275,12 @@ def edit_image(
     pairs: list[tuple[np.ndarray, np.ndarray]] = []
     centres = found.palette
     for part, src, dst in cues.recolour:
-        if part in found.parts:
+        # "from #FF1493 to ...": a colour of the picture that is the named one is changed,
+        # whichever part it was read as; else the named part; else the nearest hue
+        exact = min(range(len(centres)), key=lambda i: float(np.abs(centres[i] - np.array(src)).sum())) if len(centres) else None
+        if exact is not None and float(np.sqrt(((centres[exact] - np.array(src)) ** 2).sum())) < 24:
+            pairs.append((centres[exact], np.array(dst, np.float32)))
+        elif part in found.parts:
             pairs.append((np.array(found.parts[part], np.float32), np.array(dst, np.float32)))
         elif len(centres):
             j = min(range(len(centres)), key=lambda i: _hue_distance(centres[i], src))
@@ -292,6 +297,7 @@ def edit_image(
     for part, dst in targets.items():
         if part in found.parts:
             pairs.append((np.array(found.parts[part], np.float32), np.array(dst, np.float32)))
+    pairs += _shades(pairs, centres)
     if pairs:
         flat = rgb.reshape(-1, 3)
         delta = np.zeros_like(flat)
@@ -306,6 +312,23 @@ def edit_image(
         rgb, alpha = _swap_background(rgb, alpha, old_bg, centres, _background(cues))
     out = np.dstack([rgb, alpha]).round().astype(np.uint8)
     return Image.fromarray(out, "RGBA")
+
+
+def _shades(pairs: list[tuple[np.ndarray, np.ndarray]], centres: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The shaded tones of each recoloured colour (``k * colour``, how the figure is lit)
+    recoloured to ``k * new colour``, so a recolour keeps the shading."""
+    out: list[tuple[np.ndarray, np.ndarray]] = []
+    taken = [src for src, _ in pairs]
+    for src, dst in pairs:
+        norm = float(src @ src)
+        if norm < 1.0:
+            continue
+        for c in centres:
+            k = float(c @ src) / norm
+            if 0.4 <= k < 0.95 and float(np.sqrt(((c - k * src) ** 2).sum())) < 6 and not any(np.allclose(c, t) for t in taken):
+                out.append((np.asarray(c, np.float32), np.asarray(dst, np.float32) * k))
+                taken.append(c)
+    return out
 
 
 def _recast_look(found, cues: Cues, seed: int, index: int, loras: Loras) -> Look:
