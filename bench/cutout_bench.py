@@ -160,7 +160,20 @@ def main() -> None:
     cli = results["c"][1]
     print(f"throughput ratio (a)/(c): {cli / results['a'][1]:.1f}x   (b)/(c): {cli / results['b'][1]:.1f}x   (start-up included)")
     print("warm: after the session (a) or every worker's session (b) was built; (c) pays start-up per file")
+    (_, a_total, a_warm, _), (_, b_total, b_warm, _) = results["a"], results["b"]
+    pool_vs_one, pool_vs_one_warm = a_total / b_total, (args.n / b_warm) / (args.n / a_warm)
+    print(f"pool (b) against one session (a): {pool_vs_one:.2f}x with start-up, {pool_vs_one_warm:.2f}x warm "
+          f"({busy_threads()} onnxruntime threads per session by default, {os.cpu_count()} cores)")
+    print("verdict: " + ("a pool would win here" if pool_vs_one > 1.0 else
+                         "one session per process wins: the pipeline ships no pool (one onnxruntime session already uses every core)"))
     print(f"outputs identical across (a), (b), (c): {'yes' if identical else 'NO'}")
+
+
+def busy_threads() -> int:
+    """How many intra-op threads onnxruntime gives a session by default (one per physical core)."""
+    import onnxruntime as ort
+
+    return ort.SessionOptions().intra_op_num_threads or (os.cpu_count() or 1)
 
 
 if __name__ == "__main__":
