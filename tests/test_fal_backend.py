@@ -148,3 +148,28 @@ def test_requests_are_followed_by_fals_status_stream_not_by_polling(tmp_path):
     assert (ledger["status_streams"], ledger["status_gets"], ledger["submitted"]) == (6, 0, 6)
     log = (tmp_path / "driver.log").read_text()
     assert "in queue at position" in log  # queued requests' positions still reach the user
+
+
+@pytest.mark.parametrize("code", [404, 405, 500])
+def test_a_status_stream_that_answers_an_error_falls_back_to_polling_not_to_gone(code, monkeypatch):
+    """A stream route that fails says nothing about the request: the status GET has the last
+    word (only its 404 means fal forgot the request), so the caller polls instead."""
+    import asyncio
+
+    import httpx
+
+    from fal_assets.backends.base import TransientError
+    from fal_assets.backends.fal import FalBackend
+
+    monkeypatch.setenv("FAL_KEY", SENTINEL)
+    backend = FalBackend()
+    backend._streams = httpx.AsyncClient(transport=httpx.MockTransport(lambda request: httpx.Response(code, json={"detail": "no"})))
+
+    async def follow():
+        try:
+            return [status async for status in backend.watch("fal-ai/flux-2-pro", "req-1")]
+        finally:
+            await backend.aclose()
+
+    with pytest.raises(TransientError, match=f"answered HTTP {code}"):
+        asyncio.run(follow())

@@ -164,9 +164,8 @@ class FalBackend:
         handle = await self._call(endpoint, self._client.get_handle(endpoint, request_id))
         try:
             async with self._streams.stream("GET", handle.status_url + "/stream", params={"logs": 1}) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise self._translate(endpoint, self._http_error(response))
+                if response.status_code >= 400:  # the status GET has the last word (a 404 there is "gone")
+                    raise TransientError(f"{endpoint}: status stream for {request_id} answered HTTP {response.status_code}")
                 async for line in response.aiter_lines():
                     if not line.startswith("data:"):
                         continue  # keep-alive comments and blank separators
@@ -177,15 +176,6 @@ class FalBackend:
         except (httpx.TransportError, ValueError) as exc:
             raise TransientError(f"{endpoint}: status stream for {request_id} broke ({type(exc).__name__})") from exc
         raise TransientError(f"{endpoint}: status stream for {request_id} ended before COMPLETED")
-
-    def _http_error(self, response: httpx.Response) -> Exception:
-        from fal_client.client import _raise_for_status
-
-        try:
-            _raise_for_status(response)
-        except Exception as exc:  # fal_client's own error type, translated by the caller
-            return exc
-        return TransientError(f"HTTP {response.status_code}")
 
     async def result(self, endpoint: str, request_id: str) -> dict[str, Any]:
         # The result GET alone: the caller already knows the request is COMPLETED, and
