@@ -151,8 +151,8 @@ def sprite(made) -> dict[str, Any]:
         image.load()
         alpha = np.asarray(image.getchannel("A"))
         size = image.size
-        preview = inline_markdown(image, alt=made.pose)  # one decode for all three
-        preview_large = thumbnail_markdown(image, alt=made.pose)
+    preview = inline_markdown(made.path, alt=made.pose)  # by the file's content: an unchanged sprite is not encoded again
+    preview_large = thumbnail_markdown(made.path, alt=made.pose)
     details = {k: v for k, v in made.details.items() if isinstance(v, (str, int, float, bool))}
     return {
         "path": MV.path(str(made.path)),

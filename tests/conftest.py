@@ -8,6 +8,21 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def preview_cache(tmp_path_factory):
+    """Previews cached by content in a folder of this test session's (subprocesses too)."""
+    import os
+
+    folder = tmp_path_factory.mktemp("previews")
+    before = os.environ.get("FAL_ASSETS_PREVIEW_CACHE")
+    os.environ["FAL_ASSETS_PREVIEW_CACHE"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("FAL_ASSETS_PREVIEW_CACHE", None)
+    else:
+        os.environ["FAL_ASSETS_PREVIEW_CACHE"] = before
+
+
 @pytest.fixture
 def library(tmp_path):
     """A copy of the example character specs in a folder of the test's own."""
