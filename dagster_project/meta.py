@@ -125,10 +125,11 @@ def record_poses(context: dg.AssetExecutionContext, spec, poses: list[str], made
         raise GenerationFailed("\n".join(failures))
 
 
-def source_pose(instance: dg.DagsterInstance, keys: list[str]) -> dict[str, dict[str, Any]]:
-    """Per pose key: the seed, request id and endpoint of the pose image a sprite is cut
-    from (its latest ``pose_images`` materialization; two queries for any number)."""
-    asset = dg.AssetKey("pose_images")
+def source_pose(instance: dg.DagsterInstance, keys: list[str], asset_name: str = "pose_images") -> dict[str, dict[str, Any]]:
+    """Per key: the seed, request id and endpoint of the image a sprite is cut from (its
+    latest ``asset_name`` materialization: ``pose_images``, or ``variant_images`` for a
+    variant's sprites; two queries for any number of keys)."""
+    asset = dg.AssetKey(asset_name)
     ids = instance.get_latest_storage_id_by_partition(asset, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=set(keys))
     if not ids:
         return {}

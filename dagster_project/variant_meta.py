@@ -54,19 +54,7 @@ def record_images(context: dg.AssetExecutionContext, spec, variant: str, made: d
 def source_images(instance: dg.DagsterInstance, keys: list[str]) -> dict[str, dict[str, Any]]:
     """Per triple key: the seed, request id and endpoint of the variant image a sprite is
     cut from (its latest ``variant_images`` materialization)."""
-    asset = dg.AssetKey("variant_images")
-    ids = instance.get_latest_storage_id_by_partition(asset, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=set(keys))
-    if not ids:
-        return {}
-    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=asset, storage_ids=list(ids.values())), limit=len(ids)).records
-    out = {}
-    for record in records:
-        found = record.asset_materialization.metadata
-        copied = {f"source_{k}": found[k] for k in ("request_id", "endpoint") if k in found}
-        if "seed" in found:
-            copied["seed"] = found["seed"]
-        out[record.asset_materialization.partition] = copied
-    return out
+    return meta.source_pose(instance, keys, "variant_images")
 
 
 def sprite(made, variant: str, source: dict) -> dict[str, Any]:

@@ -157,10 +157,15 @@ def load_yaml(text: str, where: str) -> Any:
     check_yaml(text, where)
     try:
         return yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
+    except yaml.YAMLError as exc:
+        raise yaml_error(where, exc) from None
+
+
+def yaml_error(where: str, exc: Exception) -> InvalidInput:
+    """A YAML parse error as one line: where, the line and column, what is wrong."""
+    if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         what = " ".join(filter(None, [exc.context, exc.problem])) or "syntax error"
-        raise InvalidInput([Problem(where, "", f"invalid YAML{at}: {what}")]) from None
-    except yaml.YAMLError as exc:
-        raise InvalidInput([Problem(where, "", f"invalid YAML: {' '.join(str(exc).split())}")]) from None
+        return InvalidInput([Problem(where, "", f"invalid YAML{at}: {what}")])
+    return InvalidInput([Problem(where, "", f"invalid YAML: {' '.join(str(exc).split())}")])

@@ -657,13 +657,8 @@ def _parse_yaml(text: str, where: str) -> Any:
         if key_problems:
             raise InvalidInput(Problem(where, field, msg) for field, msg in key_problems)
         return loader.construct_document(node)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        what = " ".join(filter(None, [exc.context, exc.problem])) or "syntax error"
-        raise InvalidInput([Problem(where, "", f"invalid YAML{at}: {what}")]) from None
     except yaml.YAMLError as exc:
-        raise InvalidInput([Problem(where, "", f"invalid YAML: {' '.join(str(exc).split())}")]) from None
+        raise bounded.yaml_error(where, exc) from None
     finally:
         loader.dispose()
 
