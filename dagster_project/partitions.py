@@ -42,7 +42,10 @@ class LibraryPartitions:
     """The partitions of one library of specs, from ``{character: [pose, ...]}``:
     ``characters``, ``poses`` (the real pairs only) and the two mappings between them."""
 
-    def __init__(self, poses: Mapping[str, Iterable[str]]):
+    def __init__(self, poses: Mapping[str, Iterable[str]], extras: frozenset[str] | None = None):
+        #: the variant and animation keys the definitions were loaded with (``extra_keys``);
+        #: None when unknown (then only characters and poses decide about reloads)
+        self.extras = extras
         self.by_character = {name: list(names) for name, names in poses.items()}
         self.pairs = [(name, pose) for name, names in self.by_character.items() for pose in names]
         self._pairs = set(self.pairs)
@@ -57,7 +60,7 @@ class LibraryPartitions:
 
     @classmethod
     def of_specs(cls, specs: Mapping) -> "LibraryPartitions":
-        return cls({name: list(spec.poses) for name, spec in specs.items()})
+        return cls({name: list(spec.poses) for name, spec in specs.items()}, extra_keys(specs))
 
     def has(self, character: str, pose: str) -> bool:
         return (character, pose) in self._pairs
@@ -71,3 +74,14 @@ class LibraryPartitions:
             if lacking:
                 out[name] = lacking
         return out
+
+
+def extra_keys(specs: Mapping) -> frozenset[str]:
+    """The variant triples and animation pairs ``specs`` ask for, in words: their assets
+    have static partitions too, so a new or removed one needs a reload as a pose does."""
+    from fal_assets.variants import poses_of
+
+    keys = {f"variant {name}/{pose}/{variant}" for name, spec in specs.items()
+            for variant in spec.variants for pose in poses_of(spec, variant)}
+    keys |= {f"animation {name}/{animation}" for name, spec in specs.items() for animation in spec.animations}
+    return frozenset(keys)

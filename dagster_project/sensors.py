@@ -29,7 +29,7 @@ import dagster as dg
 from fal_assets.plan import refresh_needed
 from fal_assets.spec import pose_version, spec_version
 
-from .partitions import LibraryPartitions
+from .partitions import LibraryPartitions, extra_keys
 from .reload import request_reload
 from .resources import CharacterLibrary
 from .schedules import busy_characters, character_job, loaded, poses_job, recorded_state, run_requests, sheet_job
@@ -110,6 +110,10 @@ def _library_change(parts: LibraryPartitions, specs, invalid: set[str]) -> str:
     gone = [name for name in parts.by_character if name not in specs and name not in invalid]
     gone += [f"{name}/{pose}" for name, spec in specs.items() if name in parts.by_character
              for pose in parts.by_character[name] if pose not in spec.poses]
+    if parts.extras is not None:  # variants and animations have static partitions too
+        now = extra_keys(specs)
+        lines += sorted(now - parts.extras)
+        gone += sorted(key for key in parts.extras - now if key.split(" ", 1)[1].split("/")[0] not in invalid)
     return "; ".join(([f"new: {'; '.join(lines)}"] if lines else []) + ([f"gone: {', '.join(gone)}"] if gone else []))
 
 

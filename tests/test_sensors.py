@@ -241,3 +241,19 @@ def test_new_spec_reloads_then_runs_its_chain_only(tick, instance, library):
     assert tick().run_requests == [] and len(tick.reloads) == 1
     tick.reload()
     assert summary(tick()) == [("character_job", "bolt")]
+
+
+def test_a_new_variant_or_animation_reloads_the_definitions_too(tick, instance, library):
+    """Variants and animations have static partitions as poses do: adding one needs a reload."""
+    all_done(instance, library)
+    tick()
+    path = library / "glitch.yaml"
+    path.write_text(path.read_text().replace("variants:\n", "variants:\n  gold: Recolor the armor plates gold\n", 1))
+    data = tick()
+    assert len(tick.reloads) == 1 and "variant glitch/idle/gold" in data.skip_message
+    tick.reload()
+    tick()
+    assert len(tick.reloads) == 1  # the reloaded definitions know it: no second reload
+    path.write_text(path.read_text().replace("animations:\n", "animations:\n  bow: {pose: idle, motion: bowing slowly and rising again}\n", 1))
+    data = tick()
+    assert len(tick.reloads) == 2 and "animation glitch/bow" in data.skip_message
