@@ -18,6 +18,7 @@ from . import atomic
 from .errors import FalAssetsError, GenerationFailed, InvalidInput, Problem
 from .generate import Generation, Request
 from .spec import CharacterSpec
+from .sprite_sheet import POSES_DIR, Sheet
 from .variants import check_variant, file_sha256, palette_of, poses_of, variant_request
 
 Generate = Callable[[list[Request]], list["Generation | BaseException"]]
@@ -129,18 +130,11 @@ def _place(pose: str, name: str, source: Path, size: tuple[int, int], generation
 
 
 @dataclass
-class VariantSheet:
+class VariantSheet(Sheet):
+    """A base ``Sheet``'s files for one variant, with the pivots it was aligned on."""
+
     variant: str
-    poses_dir: Path
-    poses: dict[str, Path]
-    atlas_png: Path
-    atlas_json: Path
-    godot: Path
-    contact_png: Path
-    canvas: tuple[int, int]
     pivots: dict[str, tuple[int, int]]
-    atlas_size: tuple[int, int]
-    warnings: tuple[str, ...]
 
 
 def _read_base_layout(base_poses_dir: Path) -> dict:
@@ -190,7 +184,6 @@ def build_variant_sheet(spec: CharacterSpec, name: str, cutouts_dir: Path, chara
     from PIL import Image
 
     from .sheets import contact_sheet, pack_atlas, write_atlas
-    from .sprite_sheet import POSES_DIR
 
     cutouts_dir, variant_dir = Path(cutouts_dir), Path(variant_dir)
     poses = poses_of(spec, name)
@@ -224,7 +217,9 @@ def build_variant_sheet(spec: CharacterSpec, name: str, cutouts_dir: Path, chara
     atlas = pack_atlas(images, pivots=pivots)
     paths = write_atlas(atlas, variant_dir, name="sheet")
     contact = atomic.save_image(variant_dir / "contact_sheet.png", contact_sheet(images))
-    return VariantSheet(name, poses_dir, written, paths["png"], paths["json"], paths["tres"], contact, canvas, pivots, atlas.size, tuple(warnings))
+    return VariantSheet(poses_dir=poses_dir, poses=written, atlas_png=paths["png"], atlas_json=paths["json"], godot=paths["tres"],
+                        contact_png=contact, canvas=canvas, atlas_size=atlas.size, warnings=tuple(warnings),
+                        variant=name, pivots=pivots)
 
 
 def alignment_problems(variant_dir: Path, character_dir: Path, poses: list[str], *, min_overlap: float = 0.8) -> list[str]:
@@ -235,8 +230,6 @@ def alignment_problems(variant_dir: Path, character_dir: Path, poses: list[str],
 
     import numpy as np
     from PIL import Image
-
-    from .sprite_sheet import POSES_DIR
 
     mine_dir, base_dir = Path(variant_dir) / POSES_DIR, Path(character_dir) / POSES_DIR
     try:
