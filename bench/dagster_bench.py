@@ -61,17 +61,6 @@ def library(folder: Path, poses: int, extra_keys: int = 0) -> None:
         i += 1
 
 
-def resources(work: Path, folder: Path) -> dict:
-    from dagster_project.resources import CharacterLibrary, CutoutResource, FalResource, StoreResource
-
-    return {
-        "fal": FalResource(backend="local", workdir=str(work / "fal")),
-        "store": StoreResource(root=str(work / "output")),
-        "cutout": CutoutResource(method="key"),
-        "characters": CharacterLibrary(folder=str(folder)),
-    }
-
-
 def library_path(work: Path, folder: Path) -> float:
     from fal_assets import pipeline
     from fal_assets.cutout import make_cutter
@@ -93,6 +82,7 @@ def dagster_path(work: Path, folder: Path, instance, runs: int = 1) -> list[floa
     import dagster as dg
 
     from dagster_project.definitions import build_defs, graph
+    from partitions_bench import local_resources
     from dagster_project.partitions import join
     from fal_assets.spec import load_spec
 
@@ -104,7 +94,7 @@ def dagster_path(work: Path, folder: Path, instance, runs: int = 1) -> list[floa
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        result = dg.materialize(everything, selection=["pose_images", "sprites"], instance=instance, resources=resources(work, folder),
+        result = dg.materialize(everything, selection=["pose_images", "sprites"], instance=instance, resources=local_resources(work, folder),
                                 tags=tags, run_config=quiet)
         assert result.success
         times.append(time.perf_counter() - start)

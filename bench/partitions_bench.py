@@ -51,30 +51,53 @@ def write_library(folder: Path, characters: int, poses: int, shape: str) -> None
         (folder / f"{name}.yaml").write_text(SPEC.format(name=name, colour="green", i=i, hex=f"#{(i * 2654435) % 0xFFFFFF:06X}", poses=lines))
 
 
-def measure(folder: Path, work: Path) -> dict:
-    """One library, in this process."""
-    import warnings
-
-    warnings.filterwarnings("ignore")
-    os.environ["DAGSTER_HOME"] = str(work / "dagster")
-    (work / "dagster").mkdir(parents=True, exist_ok=True)
-    import dagster as dg
-
-    from dagster_project import backfill
-    from dagster_project.definitions import build_defs
+def local_resources(work: Path, folder: Path) -> dict:
+    """The resources of an offline run of ``folder``'s specs in ``work`` (local backend, keying)."""
     from dagster_project.resources import CharacterLibrary, CutoutResource, FalResource, StoreResource
 
-    resources = {
+    return {
         "fal": FalResource(backend="local", workdir=str(work / "fal")),
         "store": StoreResource(root=str(work / "output")),
         "cutout": CutoutResource(method="key"),
         "characters": CharacterLibrary(folder=str(folder)),
     }
-    out = {}
+
+
+def load_definitions(folder: Path, work: Path):
+    """(repository, resources, seconds the definitions took to load) for ``folder``, with
+    ``DAGSTER_HOME`` in ``work`` (this process)."""
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    os.environ["DAGSTER_HOME"] = str(work / "dagster")
+    (work / "dagster").mkdir(parents=True, exist_ok=True)
+    from dagster_project.definitions import build_defs
+
+    resources = local_resources(work, folder)
     start = time.perf_counter()
-    defs = build_defs(str(folder), resources, reload=lambda location: "bench: no reload")
-    repo = defs.get_repository_def()
-    out["load_s"] = time.perf_counter() - start
+    repo = build_defs(str(folder), resources, reload=lambda location: "bench: no reload").get_repository_def()
+    return repo, resources, time.perf_counter() - start
+
+
+def dry_run(resources: dict) -> dict:
+    """``backfill --dry-run`` of everything: its time, exit code and total line; peak memory."""
+    from dagster_project import backfill
+
+    buffer = io.StringIO()
+    start = time.perf_counter()
+    with redirect_stdout(buffer):
+        code = backfill.main(["--dry-run"], resources)
+    return {"dry_run_s": time.perf_counter() - start, "dry_run_exit": code,
+            "dry_run_total": buffer.getvalue().strip().splitlines()[-1],
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def measure(folder: Path, work: Path) -> dict:
+    """One library, in this process."""
+    import dagster as dg
+
+    repo, resources, load_s = load_definitions(folder, work)
+    out = {"load_s": load_s}
     out["pose_partitions"] = len(repo.assets_defs_by_key[dg.AssetKey("pose_images")].partitions_def.get_partition_keys())
 
     sensor = repo.get_sensor_def("character_library_sensor")
@@ -93,15 +116,7 @@ def measure(folder: Path, work: Path) -> dict:
         first.write_text(first.read_text().replace("arms at angle 3", "arms at angle 3, smiling"))
         out["tick_changed_s"], _ = tick(again.cursor)
 
-    buffer = io.StringIO()
-    start = time.perf_counter()
-    with redirect_stdout(buffer):
-        code = backfill.main(["--dry-run"], resources)
-    out["dry_run_s"] = time.perf_counter() - start
-    out["dry_run_exit"] = code
-    out["dry_run_total"] = buffer.getvalue().strip().splitlines()[-1]
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return out
+    return {**out, **dry_run(resources)}
 
 
 def run_one(characters: int, poses: int, shape: str) -> dict:

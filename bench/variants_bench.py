@@ -12,15 +12,10 @@ Then each count against the library without variants, measured in the same run.
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import os
-import resource
 import subprocess
 import sys
 import tempfile
-import time
-from contextlib import redirect_stdout
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,37 +43,14 @@ def write_library(folder: Path, characters: int, poses: int, variants: int) -> N
 
 
 def measure(folder: Path, work: Path) -> dict:
-    import warnings
-
-    warnings.filterwarnings("ignore")
-    os.environ["DAGSTER_HOME"] = str(work / "dagster")
-    (work / "dagster").mkdir(parents=True, exist_ok=True)
     import dagster as dg
 
-    from dagster_project import backfill
-    from dagster_project.definitions import build_defs
-    from dagster_project.resources import CharacterLibrary, CutoutResource, FalResource, StoreResource
+    from partitions_bench import dry_run, load_definitions
 
-    resources = {
-        "fal": FalResource(backend="local", workdir=str(work / "fal")),
-        "store": StoreResource(root=str(work / "output")),
-        "cutout": CutoutResource(method="key"),
-        "characters": CharacterLibrary(folder=str(folder)),
-    }
-    out = {}
-    start = time.perf_counter()
-    defs = build_defs(str(folder), resources, reload=lambda location: "bench: no reload")
-    repo = defs.get_repository_def()
-    out["load_s"] = time.perf_counter() - start
+    repo, resources, load_s = load_definitions(folder, work)
+    out = {"load_s": load_s}
     out["variant_partitions"] = len(repo.assets_defs_by_key[dg.AssetKey("variant_images")].partitions_def.get_partition_keys())
-    buffer = io.StringIO()
-    start = time.perf_counter()
-    with redirect_stdout(buffer):
-        out["dry_run_exit"] = backfill.main(["--dry-run"], resources)
-    out["dry_run_s"] = time.perf_counter() - start
-    out["dry_run_total"] = buffer.getvalue().strip().splitlines()[-1]
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return out
+    return {**out, **dry_run(resources)}
 
 
 def run_one(characters: int, poses: int, variants: int) -> dict:
