@@ -28,6 +28,8 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
+from postgres_server import DAGSTER_STORAGE_YAML
+
 ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "fal-assets"
 STORE_URL = f"s3://{BUCKET}/store"
@@ -36,16 +38,7 @@ PYTHON_MODULES = ("dagster_celery", "celery", "redis", "s3fs", "moto", "boto3", 
 
 # Each process keeps Dagster's scratch (compute logs off, artifacts) in its own folder,
 # named by the environment, so a worker never writes into the launcher's home.
-DAGSTER_YAML = """\
-storage:
-  postgres:
-    postgres_db:
-      hostname: {env: DAGSTER_PG_HOST}
-      port: {env: DAGSTER_PG_PORT}
-      username: {env: DAGSTER_PG_USERNAME}
-      password: {env: DAGSTER_PG_PASSWORD}
-      db_name: {env: DAGSTER_PG_DB}
-      scheme: postgresql+psycopg2
+DAGSTER_YAML = DAGSTER_STORAGE_YAML + """\
 local_artifact_storage:
   module: dagster._core.storage.root
   class: LocalArtifactStorage

@@ -27,6 +27,18 @@ from pathlib import Path
 import pytest
 
 SUPERUSER = "postgres"
+#: Dagster's storage on this server, from the DAGSTER_PG_* variables (as the README's dagster.yaml)
+DAGSTER_STORAGE_YAML = """\
+storage:
+  postgres:
+    postgres_db:
+      hostname: {env: DAGSTER_PG_HOST}
+      port: {env: DAGSTER_PG_PORT}
+      username: {env: DAGSTER_PG_USERNAME}
+      password: {env: DAGSTER_PG_PASSWORD}
+      db_name: {env: DAGSTER_PG_DB}
+      scheme: postgresql+psycopg2  # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3
+"""
 START_TIMEOUT_S = 30
 
 

@@ -229,16 +229,7 @@ DEMO_ON_POSTGRES = textwrap.dedent("""
                       journal_url=os.environ["JOURNAL_URL"]))
 """)
 
-DAGSTER_YAML = """\
-storage:
-  postgres:
-    postgres_db:
-      hostname: {env: DAGSTER_PG_HOST}
-      port: {env: DAGSTER_PG_PORT}
-      username: {env: DAGSTER_PG_USERNAME}
-      password: {env: DAGSTER_PG_PASSWORD}
-      db_name: {env: DAGSTER_PG_DB}
-      scheme: postgresql+psycopg2  # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3
+DAGSTER_YAML = postgres_server.DAGSTER_STORAGE_YAML + """\
 concurrency:
   pools:
     default_limit: 2
