@@ -48,3 +48,16 @@ def own_references(folder, count: int = 9, size: int = 1024) -> None:
             w, h = rng.integers(60, 200, 2)
             pixels[y:y + h, x:x + w] = rng.integers(0, 255, 3)
         Image.fromarray(pixels).save(folder / f"ref_{i:02d}.png")
+
+
+def local_resources(tmp_path, folder, journal_url=None) -> dict:
+    """The resources of an offline run of ``folder``'s specs under ``tmp_path``: the local
+    backend (its journal in ``work/`` unless ``journal_url``), files in ``output/``, keying."""
+    from dagster_project.resources import CharacterLibrary, CutoutResource, FalResource, StoreResource
+
+    return {
+        "fal": FalResource(backend="local", workdir=str(tmp_path / "work"), journal_url=journal_url),
+        "store": StoreResource(root=str(tmp_path / "output")),
+        "cutout": CutoutResource(method="key"),
+        "characters": CharacterLibrary(folder=str(folder)),
+    }

@@ -13,23 +13,17 @@ import pytest
 warnings.filterwarnings("ignore", message=r".*currently in (beta|preview)")
 
 from dagster_project import backfill  # noqa: E402
-from dagster_project.resources import CharacterLibrary, CutoutResource, FalResource, StoreResource  # noqa: E402
 from fal_assets.variant_plan import plan_variants
 from fal_assets.plan import plan_character  # noqa: E402
 from fal_assets.pricing import estimate  # noqa: E402
 from fal_assets.spec import load_spec, load_specs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-from samples import TINY  # noqa: E402
+from samples import TINY, local_resources  # noqa: E402
 
 
 def resources_for(tmp_path, folder):
-    return {
-        "fal": FalResource(backend="local", workdir=str(tmp_path / "work")),
-        "store": StoreResource(root=str(tmp_path / "output")),
-        "cutout": CutoutResource(method="key"),
-        "characters": CharacterLibrary(folder=str(folder)),
-    }
+    return local_resources(tmp_path, folder)
 
 
 def dollars(text: str) -> float:

@@ -10,8 +10,8 @@ from pathlib import Path
 import dagster as dg
 
 from dagster_project import backfill
-from dagster_project.resources import CharacterLibrary, CutoutResource, FalResource, StoreResource
-from samples import TINY, own_references
+from dagster_project.resources import CharacterLibrary
+from samples import TINY, local_resources, own_references
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,12 +26,7 @@ def library_with_references(tmp_path: Path) -> Path:
 
 
 def resources_for(tmp_path, folder, journal_url=None):
-    return {
-        "fal": FalResource(backend="local", workdir=str(tmp_path / "work"), journal_url=journal_url),
-        "store": StoreResource(root=str(tmp_path / "output")),
-        "cutout": CutoutResource(method="key"),
-        "characters": CharacterLibrary(folder=str(folder)),
-    }
+    return local_resources(tmp_path, folder, journal_url)
 
 
 def test_references_dir_materializes_in_dagster(tmp_path, monkeypatch, capsys):

@@ -5,10 +5,9 @@ import pytest
 
 from dagster_project.definitions import build_defs, graph
 from dagster_project.partitions import LibraryPartitions, join, split
-from dagster_project.resources import CharacterLibrary, CutoutResource, FalResource, StoreResource
 from dagster_project.schedules import CHAIN
 from fal_assets.spec import load_specs
-from samples import TINY
+from samples import TINY, local_resources
 
 
 @pytest.fixture
@@ -59,12 +58,7 @@ def test_a_new_palette_makes_only_that_characters_poses_stale_in_dagster(tmp_pat
     folder.mkdir()
     for name in ("ann", "bob"):
         (folder / f"{name}.yaml").write_text(TINY.format(name=name))
-    resources = {
-        "fal": FalResource(backend="local", workdir=str(tmp_path / "work")),
-        "store": StoreResource(root=str(tmp_path / "output")),
-        "cutout": CutoutResource(method="key"),
-        "characters": CharacterLibrary(folder=str(folder)),
-    }
+    resources = local_resources(tmp_path, folder)
     defs = build_defs(str(folder), resources)
     everything = graph(defs)
     (tmp_path / "dagster").mkdir()

@@ -14,9 +14,8 @@ import dagster as dg  # noqa: E402
 from dagster_project import schedules  # noqa: E402
 from dagster_project.definitions import build_defs, graph  # noqa: E402
 from dagster_project.partitions import join  # noqa: E402
-from dagster_project.resources import CharacterLibrary, CutoutResource, FalResource, StoreResource  # noqa: E402
 from fal_assets.plan import Recorded, Seen, pose_runs, refresh_needed  # noqa: E402
-from samples import TINY  # noqa: E402
+from samples import TINY, local_resources  # noqa: E402
 from fal_assets.spec import load_spec, load_specs, pose_version, spec_version  # noqa: E402
 
 CHAIN = ["character_spec", "reference_images", "training_dataset", "character_lora"]
@@ -72,12 +71,7 @@ def world(tmp_path):
     folder = tmp_path / "characters"
     folder.mkdir()
     (folder / "tiny.yaml").write_text(TINY.format(name="tiny"))
-    resources = {
-        "fal": FalResource(backend="local", workdir=str(tmp_path / "work")),
-        "store": StoreResource(root=str(tmp_path / "output")),
-        "cutout": CutoutResource(method="key"),
-        "characters": CharacterLibrary(folder=str(folder)),
-    }
+    resources = local_resources(tmp_path, folder)
     defs = build_defs(str(folder), resources)
     (tmp_path / "dagster").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:

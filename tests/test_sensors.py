@@ -16,9 +16,9 @@ import dagster as dg  # noqa: E402
 
 from dagster_project.definitions import build_defs  # noqa: E402
 from dagster_project.partitions import join  # noqa: E402
-from dagster_project.resources import CharacterLibrary, CutoutResource, FalResource, StoreResource  # noqa: E402
 from dagster_project.schedules import CHARACTER_TAG, RANGE_END, RANGE_START  # noqa: E402
 from fal_assets.spec import load_spec, pose_version, spec_version  # noqa: E402
+from samples import local_resources
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,12 +37,7 @@ def tick(library, instance, tmp_path):
     """Evaluate the sensor as the daemon would, keeping its cursor, on definitions loaded
     from ``library``; ``tick.reload()`` loads them again, as a code location reload does,
     and ``tick.reloads`` lists the reloads the sensor asked for."""
-    resources = {
-        "fal": FalResource(backend="local", workdir=str(tmp_path / "work")),
-        "store": StoreResource(root=str(tmp_path / "output")),
-        "cutout": CutoutResource(method="key"),
-        "characters": CharacterLibrary(folder=str(library)),
-    }
+    resources = local_resources(tmp_path, library)
     state = {"cursor": None}
     reloads: list = []
 

@@ -15,7 +15,7 @@ import pytest
 
 from dagster_project.definitions import build_defs
 from dagster_project.variant_partitions import VariantPartitions, join, sheet_key
-from samples import TINY
+from samples import TINY, local_resources
 
 ROOT = Path(__file__).resolve().parents[1]
 SENTINEL = "sk-sentinel-variants-0c1d:9e2f"
@@ -223,15 +223,9 @@ def test_a_new_base_pose_stales_its_variants_only_in_dagster(tmp_path, slime_lib
     from dagster._utils.test.data_versions import get_stale_status_resolver
 
     from dagster_project.definitions import graph
-    from dagster_project.resources import CharacterLibrary, CutoutResource, FalResource, StoreResource
     from dagster_project.schedules import CHAIN
 
-    resources = {
-        "fal": FalResource(backend="local", workdir=str(tmp_path / "work")),
-        "store": StoreResource(root=str(tmp_path / "output")),
-        "cutout": CutoutResource(method="key"),
-        "characters": CharacterLibrary(folder=str(slime_library)),
-    }
+    resources = local_resources(tmp_path, slime_library)
     defs = build_defs(str(slime_library), resources)
     everything = graph(defs)
     (tmp_path / "dagster").mkdir()
