@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import re
 import sys
 from pathlib import Path
 from typing import Optional
@@ -81,22 +80,12 @@ class FalResource(dg.ConfigurableResource):
             requests,
             self.settings(context.run.run_id),
             key=self.key,
-            on_event=lambda message: _log(context, message),
+            on_event=context.log.info,
+            # each request's routine progress: many lines per run, each a Dagster event
+            # (10-25 ms apiece on SQLite, written while the fan-out waits), so they go to
+            # the step's captured stderr (the run page's "stderr" tab) instead
+            on_progress=lambda line: print(line, file=sys.stderr, flush=True),
         )
-
-
-#: Lines about one request's routine progress: many per run, each an event in Dagster's
-#: event log (10-25 ms apiece on SQLite, written while the fan-out waits). They go to the
-#: step's captured stderr instead (the run page's "stderr" tab); warnings, retries,
-#: resumed and adopted requests and uploads stay events.
-ROUTINE = re.compile(r"^[\w./-]+: (submitted \S+ \(estimated|\S+ in queue at position|\S+: )")
-
-
-def _log(context, message: str) -> None:
-    if ROUTINE.match(message) and not message.startswith("warning"):
-        print(message, file=sys.stderr, flush=True)
-    else:
-        context.log.info(message)
 
 
 def _resolved(value: str | None) -> str | None:

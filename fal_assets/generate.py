@@ -293,12 +293,16 @@ class Generator:
         store: ContentStore,
         settings: Settings,
         on_event: Callable[[str], None] | None = None,
+        on_progress: Callable[[str], None] | None = None,
     ):
         self.backend = backend
         self.journal = journal
         self.store = store
         self.settings = settings
         self.on_event = on_event or (lambda message: log.info(message))
+        # one request's routine progress (submitted, queue position, fal's own log lines):
+        # many per run, so a caller may send them somewhere cheaper than ``on_event``
+        self.on_progress = on_progress or self.on_event
         self._limit = asyncio.Semaphore(settings.concurrency)
         self.guard = BudgetGuard(settings.budget, journal, backend.label if backend.billed else None)
         if settings.run_id and backend.billed:
@@ -493,7 +497,7 @@ class Generator:
             self.guard.release(cost.cost_usd)
             await self._journal("mark_failed", key, f"not sent: {type(exc).__name__}: {exc}")
             raise
-        self.on_event(f"{endpoint}: submitted {request_id} (estimated ${cost.cost_usd:.4f})")  # logged before anything can fail
+        self.on_progress(f"{endpoint}: submitted {request_id} (estimated ${cost.cost_usd:.4f})")  # logged before anything can fail
         await self._record_submitted(endpoint, key, request_id)
         return request_id
 
@@ -605,11 +609,11 @@ class Generator:
 
         def note(status: QueueStatus) -> None:
             for line in (status.logs or [])[seen["logged"]:]:  # fal sends the whole log each time
-                self.on_event(f"{endpoint}: {request_id}: {line.get('message', line) if isinstance(line, dict) else line}")
+                self.on_progress(f"{endpoint}: {request_id}: {line.get('message', line) if isinstance(line, dict) else line}")
             seen["logged"] = max(seen["logged"], len(status.logs or []))
             if not status.done and status.queue_position is not None and status.queue_position != seen["position"]:
                 seen["position"] = status.queue_position
-                self.on_event(f"{endpoint}: {request_id} in queue at position {status.queue_position}")
+                self.on_progress(f"{endpoint}: {request_id} in queue at position {status.queue_position}")
 
         def too_long() -> GenerationFailed:
             return GenerationFailed(
@@ -650,7 +654,7 @@ class Generator:
             return await asyncio.wait_for(follow(), limit)
         except (TransientError, asyncio.TimeoutError) as broke:
             if isinstance(broke, TransientError):
-                self.on_event(f"{endpoint}: {request_id}: {broke}; polling its status instead")
+                self.on_progress(f"{endpoint}: {request_id}: {broke}; polling its status instead")
             return None
 
     async def _collect(self, request: Request, cost: CostEstimate, key: str, request_id: str, waited: float) -> Generation:
@@ -754,7 +758,7 @@ class Generator:
         return list(await asyncio.gather(*(self.generate(r) for r in requests), return_exceptions=True))
 
 
-async def _run(requests, settings, key, on_event, backend_options):
+async def _run(requests, settings, key, on_event, backend_options, on_progress=None):
     options = dict(backend_options or {})
     if settings.backend != "local":
         options.setdefault("key", key)
@@ -762,7 +766,7 @@ async def _run(requests, settings, key, on_event, backend_options):
     backend = make_backend(settings.backend, **options)
     journal = settings.journal()
     try:
-        generator = Generator(backend, journal, settings.content_store(), settings, on_event)
+        generator = Generator(backend, journal, settings.content_store(), settings, on_event, on_progress)
         return await generator.generate_many(requests)
     finally:
         await backend.aclose()
@@ -776,13 +780,16 @@ def generate_all(
     key: str | None = None,
     on_event: Callable[[str], None] | None = None,
     backend_options: dict[str, Any] | None = None,
+    on_progress: Callable[[str], None] | None = None,
 ) -> list[Generation | BaseException]:
     """Synchronous entry point: run ``requests`` concurrently, each result or its error.
+    ``on_event`` hears what matters (warnings, retries, resumed requests, uploads);
+    ``on_progress`` each request's routine progress (default: ``on_event``).
 
     ``key`` is the fal key; without it the fal backend reads ``FAL_KEY`` from the
     environment. It is handed to the client and nowhere else.
     """
-    return asyncio.run(_run(requests, settings, key, on_event, backend_options))
+    return asyncio.run(_run(requests, settings, key, on_event, backend_options, on_progress))
 
 
 def generate_one(request: Request, settings: Settings, **kwargs) -> Generation:

@@ -346,3 +346,26 @@ def test_fal_backend_downloads_only_web_and_data_urls(monkeypatch):
     with pytest.raises(FalAssetsError, match="must be https, http or data"):
         asyncio.run(backend.download("file:///proc/self/environ"))
     assert asyncio.run(backend.download("data:text/plain;base64,aGk=")) == (b"hi", "text/plain")
+
+
+def test_routine_progress_and_what_matters_reach_their_own_listeners(env):
+    """Each request's routine progress goes to ``on_progress`` (Dagster sends it to stderr,
+    not to one event each); a resumed request still reaches ``on_event``."""
+    journal, store, _ = env
+    settings = Settings(backend="fal", store_root=store.root, poll_interval=0.0, retry_base=0.0, call_timeout=5)
+    events, progress = [], []
+
+    async def main(backend):
+        generator = Generator(backend, journal, store, settings, on_event=events.append, on_progress=progress.append)
+        return await generator.generate_many([PRO])
+
+    dying = ScriptedBackend(faults={"status": [TransientError("503")] * 10})
+    asyncio.run(main(dying))  # submitted, then gives up waiting: a rerun resumes it
+    assert any(": submitted " in line for line in progress) and not any(": submitted " in line for line in events)
+    (entry,) = journal.entries()
+    second = ScriptedBackend()
+    second.known.add(entry.request_id)
+    second.polls[entry.request_id] = 0
+    events.clear()
+    asyncio.run(main(second))
+    assert any(f"resuming request {entry.request_id}" in line for line in events)
